@@ -1,0 +1,185 @@
+//! The admin API under `/_mock/`: intercepts, the request journal, faults.
+//!
+//! Every answer is JSON; every error is `{"error": "..."}` naming what is wrong.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::app::App;
+use crate::decision::InterceptSetError;
+use crate::fault::Fault;
+use crate::intercept::Intercept;
+
+pub(crate) fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(status))
+        .route(
+            "/intercepts",
+            get(list_intercepts)
+                .post(add_intercept)
+                .put(replace_intercepts)
+                .delete(delete_intercepts),
+        )
+        .route(
+            "/intercepts/{*id}",
+            get(get_intercept).delete(delete_intercept),
+        )
+        .route("/journal", get(read_journal).delete(clear_journal))
+        .route(
+            "/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin endpoint") })
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+/// Parses a JSON body, naming the path of the first bad field.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            format!("invalid JSON body: {}", e.inner())
+        } else {
+            format!("invalid JSON body: {path}: {}", e.inner())
+        }
+    })
+}
+
+pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
+    Json(json!({
+        "side": app.side,
+        "wire": app.wire,
+        "intercepts": app.intercepts(),
+        "journal": { "capacity": app.journal.capacity(), "entries": app.journal.len() },
+        "faults": app.faults.list(),
+    }))
+    .into_response()
+}
+
+async fn list_intercepts(State(app): State<Arc<App>>) -> Response {
+    Json(app.intercepts()).into_response()
+}
+
+async fn get_intercept(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    match app.intercepts().into_iter().find(|i| i.id == id) {
+        Some(intercept) => Json(intercept).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no intercept with id {id:?}"),
+        ),
+    }
+}
+
+async fn add_intercept(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let intercept: Intercept = match parse(&body) {
+        Ok(i) => i,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    if let Err(e) = intercept.validate() {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let added = intercept.clone();
+    match app.edit_intercepts(|list| list.push(intercept)) {
+        Ok(()) => (StatusCode::CREATED, Json(added)).into_response(),
+        Err(e @ InterceptSetError::DuplicateId { .. }) => error(StatusCode::CONFLICT, e),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn replace_intercepts(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let intercepts: Vec<Intercept> = match parse(&body) {
+        Ok(i) => i,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match app.edit_intercepts(|list| *list = intercepts) {
+        Ok(()) => Json(app.intercepts()).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn delete_intercepts(State(app): State<Arc<App>>) -> Response {
+    match app.edit_intercepts(Vec::clear) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn delete_intercept(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    let removed = app.edit_intercepts(|list| {
+        let before = list.len();
+        list.retain(|i| i.id != id);
+        before != list.len()
+    });
+    match removed {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("no intercept with id {id:?}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalFilter {
+    /// Only entries numbered above this.
+    #[serde(default)]
+    after: u64,
+    /// Only entries for this URL path.
+    endpoint: Option<String>,
+}
+
+async fn read_journal(
+    State(app): State<Arc<App>>,
+    filter: Result<Query<JournalFilter>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(filter) = match filter {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let mut entries = app.journal.entries_after(filter.after);
+    if let Some(endpoint) = &filter.endpoint {
+        entries.retain(|e| &e.endpoint == endpoint);
+    }
+    Json(entries).into_response()
+}
+
+async fn clear_journal(State(app): State<Arc<App>>) -> Response {
+    app.journal.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_faults(State(app): State<Arc<App>>) -> Response {
+    Json(app.faults.list()).into_response()
+}
+
+async fn add_fault(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let fault: Fault = match parse(&body) {
+        Ok(f) => f,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match app.faults.add(fault) {
+        Ok(()) => (StatusCode::CREATED, Json(app.faults.list())).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn clear_faults(State(app): State<Arc<App>>) -> Response {
+    app.faults.clear();
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,194 @@
+//! The Telepresence endpoints: `/healthz`, `/consume-here`, `/intercept-info`,
+//! and Go's 404 for every other path.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::app::App;
+use crate::decision::{Query, Side};
+use crate::form;
+use crate::journal::{Journal, RawEntry};
+use crate::serve::CloseConnection;
+use crate::wire::Answer;
+
+/// Go's `ParseForm` reads at most this much of a form body.
+const MAX_FORM_BODY: usize = 10 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Healthz,
+    ConsumeHere,
+    InterceptInfo,
+    Unknown,
+}
+
+pub(crate) async fn healthz(State(app): State<Arc<App>>, req: Request) -> Response {
+    handle(&app, Endpoint::Healthz, req).await
+}
+
+pub(crate) async fn consume_here(State(app): State<Arc<App>>, req: Request) -> Response {
+    handle(&app, Endpoint::ConsumeHere, req).await
+}
+
+pub(crate) async fn intercept_info(State(app): State<Arc<App>>, req: Request) -> Response {
+    handle(&app, Endpoint::InterceptInfo, req).await
+}
+
+pub(crate) async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
+    handle(&app, Endpoint::Unknown, req).await
+}
+
+async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
+    let unix_ms = Journal::now_ms();
+    let (parts, body) = req.into_parts();
+    let injection = app.faults.next(parts.uri.path());
+    let mut fault = None;
+    if let Some(injection) = injection {
+        if let Some(delay) = injection.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if injection.close {
+            record(app, unix_ms, &parts, &[], &[], None, Some(injection.label));
+            return close_connection(&parts).await;
+        }
+        if let Some(status) = injection.status {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let answer = app.wire.error(
+                status,
+                &format!("mock fault: injected status {}", status.as_u16()),
+            );
+            record(
+                app,
+                unix_ms,
+                &parts,
+                &[],
+                &[],
+                Some(&answer),
+                Some(injection.label),
+            );
+            return answer.into_response();
+        }
+        fault = Some(injection.label);
+    }
+
+    let (path, port, answer) = match endpoint {
+        Endpoint::Healthz => (
+            Cow::Borrowed(&[][..]),
+            Cow::Borrowed(&[][..]),
+            Answer::empty_ok(),
+        ),
+        Endpoint::Unknown => (
+            Cow::Borrowed(&[][..]),
+            Cow::Borrowed(&[][..]),
+            Answer::not_found(),
+        ),
+        Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
+            let form_body = match read_form_body(&parts, body).await {
+                Ok(bytes) => bytes,
+                Err(answer) => {
+                    record(app, unix_ms, &parts, &[], &[], Some(&answer), fault);
+                    return answer.into_response();
+                }
+            };
+            let query = parts.uri.query().unwrap_or_default().as_bytes();
+            let path = form::form_value(&form_body, query, "path").into_owned();
+            let port = form::form_value(&form_body, query, "containerPort").into_owned();
+            let answer = decide(app, endpoint, &parts, &path, &port);
+            (Cow::Owned(path), Cow::Owned(port), answer)
+        }
+    };
+    record(app, unix_ms, &parts, &path, &port, Some(&answer), fault);
+    tracing::debug!(
+        method = %parts.method,
+        uri = %parts.uri,
+        status = answer.status.as_u16(),
+        answer = %String::from_utf8_lossy(&answer.body),
+        "answered"
+    );
+    answer.into_response()
+}
+
+fn decide(app: &App, endpoint: Endpoint, parts: &Parts, path: &[u8], port: &[u8]) -> Answer {
+    let container_port = match form::parse_container_port(port) {
+        Ok(port) => port,
+        Err(reason) => {
+            return app
+                .wire
+                .error(StatusCode::BAD_REQUEST, &format!("containerPort: {reason}"));
+        }
+    };
+    let intercepts = app.intercept_set();
+    let decision = intercepts.decide(
+        app.side,
+        &Query {
+            headers: &parts.headers,
+            path,
+            container_port,
+        },
+    );
+    match endpoint {
+        Endpoint::ConsumeHere => app.wire.boolean(decision.consume_here(app.side)),
+        _ => app.wire.intercept_info(
+            decision.intercepted(),
+            app.side == Side::Client,
+            decision.matched,
+        ),
+    }
+}
+
+/// The body, when Go would read it as a form; otherwise nothing.
+async fn read_form_body(parts: &Parts, body: Body) -> Result<Bytes, Answer> {
+    if !form::has_form_body(&parts.method, &parts.headers) {
+        return Ok(Bytes::new());
+    }
+    axum::body::to_bytes(body, MAX_FORM_BODY)
+        .await
+        .map_err(|_| Answer::go_http_error(StatusCode::PAYLOAD_TOO_LARGE, "http: POST too large"))
+}
+
+fn record(
+    app: &App,
+    unix_ms: u64,
+    parts: &Parts,
+    path: &[u8],
+    port: &[u8],
+    answer: Option<&Answer>,
+    fault: Option<String>,
+) {
+    if !app.journal.is_enabled() {
+        return;
+    }
+    app.journal.record(RawEntry {
+        unix_ms,
+        method: parts.method.clone(),
+        endpoint: parts.uri.path().to_owned(),
+        path: path.to_vec(),
+        container_port: port.to_vec(),
+        headers: parts.headers.clone(),
+        status: answer.map(|a| a.status),
+        answer: answer.map(|a| a.body.clone()).unwrap_or_default(),
+        fault,
+    });
+}
+
+/// Drops the connection without an answer; the request never completes.
+async fn close_connection(parts: &Parts) -> Response {
+    match parts.extensions.get::<CloseConnection>() {
+        Some(close) => {
+            close.close();
+            std::future::pending().await
+        }
+        None => Answer::go_http_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "mock fault: this connection cannot be closed",
+        )
+        .into_response(),
+    }
+}

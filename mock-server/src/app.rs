@@ -1,0 +1,81 @@
+//! The server's shared state and its routes.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::routing::any;
+use parking_lot::Mutex;
+
+use crate::decision::{InterceptSet, InterceptSetError, Side};
+use crate::fault::Faults;
+use crate::intercept::Intercept;
+use crate::journal::Journal;
+use crate::wire::Wire;
+use crate::{admin, api};
+
+/// Everything a request handler may read or change.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) side: Side,
+    pub(crate) wire: Wire,
+    /// Read on every request without a lock; replaced whole on every change.
+    intercepts: ArcSwap<InterceptSet>,
+    /// Serialises changes, so two concurrent edits cannot lose one another.
+    edits: Mutex<()>,
+    pub(crate) journal: Journal,
+    pub(crate) faults: Faults,
+}
+
+impl App {
+    pub(crate) fn new(
+        side: Side,
+        wire: Wire,
+        intercepts: &[Intercept],
+        journal_capacity: usize,
+    ) -> Result<Self, InterceptSetError> {
+        Ok(Self {
+            side,
+            wire,
+            intercepts: ArcSwap::from_pointee(InterceptSet::new(intercepts)?),
+            edits: Mutex::new(()),
+            journal: Journal::new(journal_capacity),
+            faults: Faults::default(),
+        })
+    }
+
+    pub(crate) fn intercept_set(&self) -> arc_swap::Guard<Arc<InterceptSet>> {
+        self.intercepts.load()
+    }
+
+    pub(crate) fn intercepts(&self) -> Vec<Intercept> {
+        self.intercepts.load().specs().cloned().collect()
+    }
+
+    /// Applies `edit` to the list of intercepts and swaps the result in whole,
+    /// so a request sees either the old set or the new one.
+    pub(crate) fn edit_intercepts<T>(
+        &self,
+        edit: impl FnOnce(&mut Vec<Intercept>) -> T,
+    ) -> Result<T, InterceptSetError> {
+        let _guard = self.edits.lock();
+        let mut list = self.intercepts();
+        let outcome = edit(&mut list);
+        self.intercepts.store(Arc::new(InterceptSet::new(&list)?));
+        Ok(outcome)
+    }
+}
+
+/// The Telepresence endpoints, any method; with `admin`, the `/_mock/` API too.
+pub(crate) fn router(app: Arc<App>, admin: bool) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", any(api::healthz))
+        .route("/consume-here", any(api::consume_here))
+        .route("/intercept-info", any(api::intercept_info));
+    if admin {
+        router = router
+            .nest("/_mock", admin::router())
+            .route("/_mock/", axum::routing::get(admin::status));
+    }
+    router.fallback(api::not_found).with_state(app)
+}

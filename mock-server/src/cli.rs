@@ -1,0 +1,414 @@
+//! The command line of `telepresence-mock-server`.
+//!
+//! The intercept flags are those of `telepresence intercept`, so a command
+//! that starts a real intercept can start a matching mock with the same words.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::{
+    CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN, resolve_listen,
+};
+use crate::decision::Side;
+use crate::harness::{MockServer, MockServerBuilder};
+use crate::intercept::{DEFAULT_CONTAINER_PORT, Intercept};
+use crate::journal::DEFAULT_JOURNAL_CAPACITY;
+use crate::wire::Wire;
+
+/// A faithful mock of Telepresence's REST API server.
+///
+/// Serves /healthz, /consume-here and /intercept-info like the user daemon on
+/// a workstation (--side client) or the traffic-agent in a pod (--side agent),
+/// plus an admin API under /_mock/ to change intercepts, read the request
+/// journal and inject faults.
+#[derive(Debug, Parser)]
+#[command(name = "telepresence-mock-server", version, max_term_width = 100)]
+pub struct Args {
+    /// Address to listen on [default: 127.0.0.1:9980]
+    #[arg(long, value_name = "ADDR", env = "TELEPRESENCE_MOCK_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Which side to mock: client (workstation) or agent (cluster) [default: client]
+    #[arg(long, value_name = "SIDE")]
+    pub side: Option<Side>,
+
+    /// YAML (or JSON) configuration file; flags override its values.
+    /// Without it, the YAML in $TELEPRESENCE_MOCK_CONFIG is read, if set
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// ID of the intercept the flags below describe [default: <uuid>:mock]
+    #[arg(long, value_name = "ID", help_heading = "Intercept")]
+    pub intercept_id: Option<String>,
+
+    /// Intercepted container port [default: 8080]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Intercept")]
+    pub container_port: Option<u16>,
+
+    /// Match requests with this header: NAME=VALUE or 'NAME: VALUE' (VALUE is a
+    /// regex when it has a metacharacter); `auto` matches
+    /// x-telepresence-intercept-id=<intercept id>; `all` matches everything.
+    /// Repeatable: all must match
+    #[arg(long, value_name = "K=V", value_parser = parse_header_flag, help_heading = "Intercept")]
+    pub http_header: Vec<HeaderFlag>,
+
+    /// Match requests whose path equals P
+    #[arg(long, value_name = "P", group = "path", help_heading = "Intercept")]
+    pub http_path_equal: Option<String>,
+
+    /// Match requests whose path starts with P
+    #[arg(long, value_name = "P", group = "path", help_heading = "Intercept")]
+    pub http_path_prefix: Option<String>,
+
+    /// Match requests whose path contains a match of the regex RE
+    #[arg(long, value_name = "RE", group = "path", help_heading = "Intercept")]
+    pub http_path_regex: Option<String>,
+
+    /// Metadata KEY=VALUE returned by /intercept-info (repeatable)
+    #[arg(long, visible_alias = "metadata", value_name = "K=V", value_parser = parse_key_value, help_heading = "Intercept")]
+    pub http_meta: Vec<(String, String)>,
+
+    /// Wire format of the Telepresence version to mock: 2.25, 2.5 or 2.4 [default: 2.25]
+    #[arg(long, value_name = "VERSION")]
+    pub wire: Option<Wire>,
+
+    /// Print the TELEPRESENCE_API_* and TELEPRESENCE_INTERCEPT_ID variables a
+    /// consumer needs, as `export` lines on stdout, once listening
+    #[arg(long)]
+    pub print_env: bool,
+
+    /// Log level: error, warn, info, debug or trace (debug logs every request)
+    #[arg(long, value_name = "L", default_value = "info")]
+    pub log_level: tracing::Level,
+
+    /// How many requests the journal keeps (0 turns it off)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOURNAL_CAPACITY)]
+    pub journal_capacity: usize,
+
+    /// Do not serve the /_mock/ admin API
+    #[arg(long)]
+    pub no_admin: bool,
+}
+
+/// One `--http-header` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderFlag {
+    /// `NAME=VALUE` or `NAME: VALUE`.
+    Match(String, String),
+    /// `auto`: match `x-telepresence-intercept-id` against the intercept's ID.
+    Auto,
+    /// `all`: no header condition.
+    All,
+}
+
+fn parse_header_flag(s: &str) -> Result<HeaderFlag, String> {
+    match s {
+        "auto" => return Ok(HeaderFlag::Auto),
+        "all" => return Ok(HeaderFlag::All),
+        _ => {}
+    }
+    let at = s
+        .find(['=', ':'])
+        .ok_or_else(|| format!("`{s}` has no `=` or `:`; write NAME=VALUE or 'NAME: VALUE'"))?;
+    let name = s[..at].trim();
+    let value = if s[at..].starts_with(':') {
+        s[at + 1..].trim_start()
+    } else {
+        &s[at + 1..]
+    };
+    if name.is_empty() {
+        return Err(format!("`{s}` has an empty header name"));
+    }
+    Ok(HeaderFlag::Match(name.to_owned(), value.to_owned()))
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` has no `=`; write KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("`{s}` has an empty key"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+impl Args {
+    fn describes_an_intercept(&self) -> bool {
+        self.intercept_id.is_some()
+            || self.container_port.is_some()
+            || !self.http_header.is_empty()
+            || self.http_path_equal.is_some()
+            || self.http_path_prefix.is_some()
+            || self.http_path_regex.is_some()
+            || !self.http_meta.is_empty()
+    }
+
+    /// The intercept the flags describe.
+    fn intercept(&self) -> Intercept {
+        let id = self
+            .intercept_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:mock", uuid::Uuid::new_v4()));
+        let mut intercept = Intercept::new(id.clone())
+            .container_port(self.container_port.unwrap_or(DEFAULT_CONTAINER_PORT));
+        for flag in &self.http_header {
+            intercept = match flag {
+                HeaderFlag::Match(name, value) => intercept.header(name, value),
+                HeaderFlag::Auto => intercept.header("x-telepresence-intercept-id", &id),
+                HeaderFlag::All => intercept,
+            };
+        }
+        intercept.path_equal = self.http_path_equal.clone();
+        intercept.path_prefix = self.http_path_prefix.clone();
+        intercept.path_regex = self.http_path_regex.clone();
+        for (key, value) in &self.http_meta {
+            intercept = intercept.metadata(key, value);
+        }
+        intercept
+    }
+
+    /// Merges the configuration file (or `$TELEPRESENCE_MOCK_CONFIG`) with the
+    /// flags. Flags win; intercept flags, when any is given, describe the one
+    /// intercept that replaces the file's.
+    pub fn to_builder(&self) -> Result<MockServerBuilder, ConfigError> {
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => match std::env::var(CONFIG_ENV) {
+                Ok(yaml) if !yaml.trim().is_empty() => {
+                    ConfigFile::parse(&yaml, &ConfigOrigin::Env)?
+                }
+                _ => ConfigFile::default(),
+            },
+        };
+        let intercepts = match (&file.intercepts, self.describes_an_intercept()) {
+            (Some(list), false) => list.clone(),
+            _ => vec![self.intercept()],
+        };
+        let listen = match &self.listen {
+            Some(listen) => {
+                resolve_listen(listen).map_err(|e| {
+                    ConfigError::invalid(&ConfigOrigin::CommandLine, format!("listen: {e}"))
+                })?;
+                listen.clone()
+            }
+            None => file.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        };
+        let builder = MockServer::builder()
+            .listen(listen)
+            .side(self.side.or(file.side).unwrap_or_default())
+            .wire(self.wire.or(file.wire).unwrap_or_default())
+            .intercepts(intercepts.clone())
+            .journal_capacity(self.journal_capacity)
+            .admin(!self.no_admin);
+        // Validate now, so that the error names the command line rather than
+        // surfacing later as a start failure.
+        crate::decision::InterceptSet::new(&intercepts)
+            .map_err(|e| ConfigError::invalid(&ConfigOrigin::CommandLine, e))?;
+        Ok(builder)
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; the exit code says how it went.
+pub fn run(args: Args) -> ExitCode {
+    init_logging(args.log_level);
+    let builder = match args.to_builder() {
+        Ok(builder) => builder,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let mut signals = match ShutdownSignals::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                eprintln!("error: cannot listen for signals: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let server = match builder.start().await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        announce(&server, !args.no_admin);
+        if args.print_env {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{}", server.env());
+            let _ = stdout.flush();
+        }
+        signals.recv().await;
+        tracing::info!("shutting down; finishing requests in flight");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_logging(level: tracing::Level) {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The one start-up line: where it listens and every intercept.
+fn announce(server: &MockServer, admin: bool) {
+    let intercepts = server.intercepts();
+    let summary = if intercepts.is_empty() {
+        "no intercepts".to_owned()
+    } else {
+        let list: Vec<String> = intercepts.iter().map(|i| format!("[{i}]")).collect();
+        format!("intercepts: {}", list.join(", "))
+    };
+    let admin = if admin {
+        "admin API at /_mock/"
+    } else {
+        "no admin API"
+    };
+    tracing::info!(
+        "listening on {} as the {} side (wire {}, {admin}); {summary}",
+        server.url(),
+        server.side(),
+        server.wire()
+    );
+}
+
+/// SIGTERM and Ctrl-C, listened for from the moment this is built, so that a
+/// signal sent right after the start-up line is never missed.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_flags_accept_both_spellings() {
+        assert_eq!(
+            parse_header_flag("x=y"),
+            Ok(HeaderFlag::Match("x".into(), "y".into()))
+        );
+        assert_eq!(
+            parse_header_flag("x: y"),
+            Ok(HeaderFlag::Match("x".into(), "y".into()))
+        );
+        assert_eq!(
+            parse_header_flag("x:y=z"),
+            Ok(HeaderFlag::Match("x".into(), "y=z".into()))
+        );
+        assert_eq!(
+            parse_header_flag("x=a:b"),
+            Ok(HeaderFlag::Match("x".into(), "a:b".into()))
+        );
+        assert_eq!(
+            parse_header_flag("x="),
+            Ok(HeaderFlag::Match("x".into(), String::new()))
+        );
+        assert_eq!(parse_header_flag("auto"), Ok(HeaderFlag::Auto));
+        assert_eq!(parse_header_flag("all"), Ok(HeaderFlag::All));
+        assert!(
+            parse_header_flag("xy")
+                .unwrap_err()
+                .contains("`xy` has no `=` or `:`")
+        );
+        assert!(
+            parse_header_flag("=y")
+                .unwrap_err()
+                .contains("empty header name")
+        );
+    }
+
+    #[test]
+    fn flags_describe_one_intercept() {
+        let args = Args::parse_from([
+            "m",
+            "--intercept-id",
+            "id1",
+            "--container-port",
+            "9090",
+            "--http-header",
+            "x=y",
+            "--http-header",
+            "auto",
+            "--http-path-prefix",
+            "/api",
+            "--http-meta",
+            "a=b",
+            "--metadata",
+            "b=c",
+        ]);
+        assert_eq!(
+            args.intercept(),
+            Intercept::new("id1")
+                .container_port(9090)
+                .header("x", "y")
+                .header("x-telepresence-intercept-id", "id1")
+                .path_prefix("/api")
+                .metadata("a", "b")
+                .metadata("b", "c")
+        );
+    }
+
+    #[test]
+    fn a_missing_intercept_id_is_generated() {
+        let id = Args::parse_from(["m"]).intercept().id;
+        let (uuid, name) = id.split_once(':').unwrap();
+        assert_eq!(name, "mock");
+        assert!(uuid::Uuid::parse_str(uuid).is_ok(), "{id}");
+    }
+
+    #[test]
+    fn two_path_flags_are_refused() {
+        let err =
+            Args::try_parse_from(["m", "--http-path-equal", "/a", "--http-path-prefix", "/b"])
+                .unwrap_err();
+        assert!(err.to_string().contains("cannot be used with"), "{err}");
+    }
+}

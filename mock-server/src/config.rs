@@ -1,0 +1,253 @@
+//! The configuration file (YAML; JSON is valid YAML) and where it comes from.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{InterceptSet, Side};
+use crate::intercept::Intercept;
+use crate::wire::Wire;
+
+/// The environment variable that may hold the whole configuration as inline YAML.
+pub const CONFIG_ENV: &str = "TELEPRESENCE_MOCK_CONFIG";
+
+/// Where the server listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9980";
+
+/// The schema of the configuration file. Every key is optional; unknown keys
+/// are refused.
+///
+/// ```yaml
+/// side: agent            # client | agent
+/// listen: 127.0.0.1:9980
+/// wire: "2.25"
+/// intercepts:
+///   - id: "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server"
+///     container_port: 8080
+///     headers: { x: y, x-user: "^dev-.*" }
+///     path_prefix: /api     # at most one of path_equal, path_prefix, path_regex
+///     metadata: { a: b }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `client` (workstation) or `agent` (cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    /// The address to listen on, `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The wire format: `2.25`, `2.5` or `2.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<Wire>,
+    /// The intercepts; absent means "one default intercept", `[]` means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intercepts: Option<Vec<Intercept>>,
+}
+
+/// Where a piece of configuration came from, as error messages name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// A file given with `--config`.
+    File(PathBuf),
+    /// The environment variable [`CONFIG_ENV`].
+    Env,
+    /// The command line.
+    CommandLine,
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "config file {}", path.display()),
+            Self::Env => write!(f, "environment variable {CONFIG_ENV}"),
+            Self::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// A refused configuration: where it came from and what is wrong, naming the
+/// intercept and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// Where it came from.
+        origin: ConfigOrigin,
+        /// What is wrong, starting with the key.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(origin: &ConfigOrigin, message: impl fmt::Display) -> Self {
+        Self::Invalid {
+            origin: origin.clone(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Self::parse(&text, &ConfigOrigin::File(path.to_owned()))
+    }
+
+    /// Parses and checks YAML (or JSON) text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &ConfigOrigin) -> Result<Self, ConfigError> {
+        // An empty document (or one with only comments) is an empty configuration.
+        let config: Option<Self> =
+            serde_norway::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?;
+        let config = config.unwrap_or_default();
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    fn check(&self, origin: &ConfigOrigin) -> Result<(), ConfigError> {
+        if let Some(listen) = &self.listen {
+            resolve_listen(listen)
+                .map_err(|e| ConfigError::invalid(origin, format!("listen: {e}")))?;
+        }
+        if let Some(intercepts) = &self.intercepts {
+            InterceptSet::new(intercepts).map_err(|e| ConfigError::invalid(origin, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `host:port` to the first address it names.
+pub(crate) fn resolve_listen(listen: &str) -> Result<SocketAddr, String> {
+    listen
+        .to_socket_addrs()
+        .map_err(|e| format!("`{listen}` is not a valid host:port address: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{listen}` resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, String> {
+        ConfigFile::parse(text, &ConfigOrigin::File("mock.yaml".into())).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = parse(
+            r#"
+side: agent            # client | agent
+listen: 127.0.0.1:9980
+wire: "2.25"
+intercepts:
+  - id: "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server"
+    container_port: 8080
+    headers: { x: y, x-user: "^dev-.*" }
+    path_prefix: /api     # at most one of path_equal, path_prefix, path_regex
+    metadata: { a: b }
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.side, Some(Side::Agent));
+        assert_eq!(config.wire, Some(Wire::V2_25));
+        let expected = Intercept::new("4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server")
+            .container_port(8080)
+            .header("x", "y")
+            .header("x-user", "^dev-.*")
+            .path_prefix("/api")
+            .metadata("a", "b");
+        assert_eq!(config.intercepts, Some(vec![expected]));
+    }
+
+    #[test]
+    fn json_is_accepted_and_empty_documents_are_empty() {
+        let config = parse(r#"{"side":"client","wire":2.5,"intercepts":[]}"#).unwrap();
+        assert_eq!(config.wire, Some(Wire::V2_5));
+        assert_eq!(config.intercepts, Some(vec![]));
+        assert_eq!(parse("").unwrap(), ConfigFile::default());
+        assert_eq!(parse("# nothing\n").unwrap(), ConfigFile::default());
+    }
+
+    #[test]
+    fn errors_name_the_file_the_intercept_and_the_key() {
+        let cases = [
+            ("bogus: 1", "config file mock.yaml: unknown field `bogus`"),
+            (
+                "intercepts:\n  - id: a\n    colour: red\n",
+                "config file mock.yaml: intercepts[0]: unknown field `colour`",
+            ),
+            (
+                "intercepts:\n  - id: a\n  - id: b\n    path_equal: /a\n    path_prefix: /b\n",
+                "config file mock.yaml: intercepts[1] (\"b\"): path_prefix: at most one path matcher",
+            ),
+            (
+                "intercepts:\n  - id: a\n    path_regex: '(x'\n",
+                "config file mock.yaml: intercepts[0] (\"a\"): path_regex: invalid regular expression `(x`",
+            ),
+            (
+                "intercepts:\n  - id: a\n    headers: {x-user: '[a'}\n",
+                "config file mock.yaml: intercepts[0] (\"a\"): headers.x-user: invalid regular expression",
+            ),
+            (
+                "intercepts:\n  - id: a\n    container_port: 70000\n",
+                "config file mock.yaml: intercepts[0].container_port: invalid value: integer `70000`, expected u16",
+            ),
+            (
+                "intercepts:\n  - id: a\n    container_port: 0\n",
+                "config file mock.yaml: intercepts[0] (\"a\"): container_port: port 0 is out of range 1..=65535",
+            ),
+            (
+                "intercepts:\n  - id: a\n  - id: a\n",
+                "config file mock.yaml: intercepts[1] (\"a\"): id: duplicate intercept ID",
+            ),
+            ("side: middle", "side: unknown variant `middle`"),
+            ("wire: 3", "wire: unknown wire format `3`"),
+            (
+                "listen: nowhere",
+                "config file mock.yaml: listen: `nowhere` is not a valid",
+            ),
+            (
+                "intercepts:\n  - container_port: 1\n",
+                "intercepts[0]: missing field `id`",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = parse(yaml).expect_err(yaml);
+            assert!(
+                err.contains(expected),
+                "{yaml:?}\n  gave {err}\n  wanted {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_origin_is_named() {
+        let err = ConfigFile::parse("x: 1", &ConfigOrigin::Env).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("environment variable TELEPRESENCE_MOCK_CONFIG: ")
+        );
+        let err = ConfigFile::load(Path::new("/no/such/file.yaml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read config file /no/such/file.yaml: ")
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! Injected faults, so that clients can be tested against a misbehaving server.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+/// The endpoints a fault applies to when it names none.
+pub const API_ENDPOINTS: [&str; 3] = ["/healthz", "/consume-here", "/intercept-info"];
+
+/// A fault to inject into the answers of the Telepresence endpoints.
+///
+/// A fault delays the answer, replaces it with an error status, or closes the
+/// connection without answering (a delay can precede either). It applies to
+/// every request, to a random fraction of them, or to the next `times` ones.
+/// Faults are checked in the order they were added; the first that applies wins.
+///
+/// ```
+/// use std::time::Duration;
+/// use telepresence_mock_server::Fault;
+///
+/// let slow = Fault::delay(Duration::from_secs(2));
+/// let flaky = Fault::status(503).fraction(0.1);
+/// let once = Fault::close().times(1).endpoint("/consume-here");
+/// # assert!(slow.validate().is_ok() && flaky.validate().is_ok() && once.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Wait this many milliseconds before answering (or closing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Answer with this status and an error body in the server's wire format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Close the connection without any answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub close: bool,
+    /// Apply to this many requests, then disappear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    /// Apply to this fraction of requests (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// URL paths it applies to; empty means the three Telepresence endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+}
+
+impl Fault {
+    fn empty() -> Self {
+        Self {
+            delay_ms: None,
+            status: None,
+            close: false,
+            times: None,
+            fraction: None,
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Answers after `delay`.
+    pub fn delay(delay: Duration) -> Self {
+        Self::empty().then_delay(delay)
+    }
+
+    /// Answers `status` with an error body.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::empty()
+        }
+    }
+
+    /// Closes the connection without answering.
+    pub fn close() -> Self {
+        Self {
+            close: true,
+            ..Self::empty()
+        }
+    }
+
+    /// Waits `delay` before the status or the close.
+    pub fn then_delay(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(delay.as_millis().try_into().unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Applies to the next `n` requests only.
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Applies to a random `fraction` (0 to 1) of requests.
+    pub fn fraction(mut self, fraction: f64) -> Self {
+        self.fraction = Some(fraction);
+        self
+    }
+
+    /// Applies to this URL path (repeatable); by default to all three endpoints.
+    pub fn endpoint(mut self, path: impl Into<String>) -> Self {
+        self.endpoints.push(path.into());
+        self
+    }
+
+    /// Checks that the fault is one the server can inject.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.delay_ms.is_none() && self.status.is_none() && !self.close {
+            return Err("a fault needs delay_ms, status or close".into());
+        }
+        if self.status.is_some() && self.close {
+            return Err("status and close exclude each other".into());
+        }
+        if let Some(status) = self.status
+            && !(200..=599).contains(&status)
+        {
+            return Err(format!("status: {status} is not in 200..=599"));
+        }
+        if let Some(f) = self.fraction
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(format!("fraction: {f} is not in 0..=1"));
+        }
+        if let Some(bad) = self.endpoints.iter().find(|e| !e.starts_with('/')) {
+            return Err(format!("endpoints: `{bad}` does not start with `/`"));
+        }
+        Ok(())
+    }
+
+    fn applies_to(&self, endpoint: &str) -> bool {
+        if self.endpoints.is_empty() {
+            API_ENDPOINTS.contains(&endpoint)
+        } else {
+            self.endpoints.iter().any(|e| e == endpoint)
+        }
+    }
+
+    fn label(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(ms) = self.delay_ms {
+            parts.push(format!("delay {ms}ms"));
+        }
+        if let Some(status) = self.status {
+            parts.push(format!("status {status}"));
+        }
+        if self.close {
+            parts.push("close".to_owned());
+        }
+        parts.join(", ")
+    }
+}
+
+/// What a request gets when a fault applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Injection {
+    pub(crate) delay: Option<Duration>,
+    pub(crate) status: Option<u16>,
+    pub(crate) close: bool,
+    pub(crate) label: String,
+}
+
+/// The faults in force.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// Lets the common case (no faults) skip the lock.
+    count: AtomicUsize,
+    rules: Mutex<Vec<ActiveFault>>,
+}
+
+/// A fault with the number of requests it still applies to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveFault {
+    /// The fault as added.
+    #[serde(flatten)]
+    pub fault: Fault,
+    /// Requests it still applies to, when limited by `times`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+}
+
+impl Faults {
+    pub(crate) fn add(&self, fault: Fault) -> Result<(), String> {
+        fault.validate()?;
+        let mut rules = self.rules.lock();
+        rules.push(ActiveFault {
+            remaining: fault.times,
+            fault,
+        });
+        self.count.store(rules.len(), Ordering::Release);
+        Ok(())
+    }
+
+    pub(crate) fn list(&self) -> Vec<ActiveFault> {
+        self.rules.lock().clone()
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut rules = self.rules.lock();
+        rules.clear();
+        self.count.store(0, Ordering::Release);
+    }
+
+    /// The fault that applies to this request, consuming one of its `times`.
+    pub(crate) fn next(&self, endpoint: &str) -> Option<Injection> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut rules = self.rules.lock();
+        let index = rules.iter().position(|rule| {
+            rule.fault.applies_to(endpoint)
+                && rule.fault.fraction.is_none_or(|f| fastrand::f64() < f)
+        })?;
+        let rule = &mut rules[index];
+        let injection = Injection {
+            delay: rule.fault.delay_ms.map(Duration::from_millis),
+            status: rule.fault.status,
+            close: rule.fault.close,
+            label: rule.fault.label(),
+        };
+        if let Some(remaining) = &mut rule.remaining {
+            *remaining = remaining.saturating_sub(1);
+            if *remaining == 0 {
+                rules.remove(index);
+                self.count.store(rules.len(), Ordering::Release);
+            }
+        }
+        Some(injection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limited_fault_applies_exactly_n_times() {
+        let faults = Faults::default();
+        faults.add(Fault::status(500).times(2)).unwrap();
+        assert_eq!(faults.next("/consume-here").unwrap().status, Some(500));
+        assert_eq!(faults.list()[0].remaining, Some(1));
+        assert_eq!(faults.next("/healthz").unwrap().status, Some(500));
+        assert_eq!(faults.next("/consume-here"), None);
+        assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn faults_apply_to_their_endpoints_and_in_order() {
+        let faults = Faults::default();
+        faults
+            .add(Fault::close().endpoint("/intercept-info"))
+            .unwrap();
+        faults.add(Fault::status(503)).unwrap();
+        assert!(faults.next("/intercept-info").unwrap().close);
+        assert_eq!(faults.next("/consume-here").unwrap().status, Some(503));
+        assert_eq!(
+            faults.next("/elsewhere"),
+            None,
+            "unknown paths are not faulted by default"
+        );
+        faults.clear();
+        assert_eq!(faults.next("/consume-here"), None);
+    }
+
+    #[test]
+    fn fractions_apply_to_about_that_share() {
+        let faults = Faults::default();
+        faults.add(Fault::status(500).fraction(0.25)).unwrap();
+        let hits = (0..4000)
+            .filter(|_| faults.next("/healthz").is_some())
+            .count();
+        assert!((700..1300).contains(&hits), "{hits} of 4000");
+        faults.clear();
+        faults.add(Fault::status(500).fraction(0.0)).unwrap();
+        assert!((0..100).all(|_| faults.next("/healthz").is_none()));
+    }
+
+    #[test]
+    fn impossible_faults_are_refused() {
+        let cases = [
+            (Fault::empty(), "needs"),
+            (
+                Fault {
+                    close: true,
+                    ..Fault::status(500)
+                },
+                "exclude",
+            ),
+            (Fault::status(42), "status"),
+            (Fault::status(500).fraction(1.5), "fraction"),
+            (Fault::close().endpoint("healthz"), "endpoints"),
+        ];
+        for (fault, word) in cases {
+            let err = fault.validate().unwrap_err();
+            assert!(err.contains(word), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_delay_can_precede_a_status() {
+        let faults = Faults::default();
+        faults
+            .add(Fault::status(503).then_delay(Duration::from_millis(5)))
+            .unwrap();
+        let injection = faults.next("/consume-here").unwrap();
+        assert_eq!(injection.delay, Some(Duration::from_millis(5)));
+        assert_eq!(injection.label, "delay 5ms, status 503");
+    }
+}

@@ -1,0 +1,414 @@
+//! `MockServer`: the server started in-process, on a random port, for tests.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::app::{self, App};
+use crate::decision::{InterceptSetError, Side};
+use crate::fault::{ActiveFault, Fault};
+use crate::intercept::{Intercept, InterceptError};
+use crate::journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
+use crate::serve;
+use crate::wire::Wire;
+use crate::{ConfigError, config};
+
+/// Why a server could not start or a change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An intercept was refused.
+    #[error(transparent)]
+    Intercept(#[from] InterceptError),
+    /// A list of intercepts was refused.
+    #[error(transparent)]
+    Intercepts(#[from] InterceptSetError),
+    /// The fault was refused.
+    #[error("invalid fault: {0}")]
+    Fault(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {address}: {error}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The background thread's runtime could not start.
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The environment a consumer needs to talk to a server, as Telepresence sets it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerEnv {
+    /// `TELEPRESENCE_API_PORT`.
+    pub api_port: u16,
+    /// `TELEPRESENCE_API_HOST`.
+    pub api_host: String,
+    /// `TELEPRESENCE_INTERCEPT_ID`: the intercept's ID on the client side,
+    /// empty on the agent side (as in a pod).
+    pub intercept_id: String,
+}
+
+impl ConsumerEnv {
+    /// The three variables, names and values.
+    pub fn vars(&self) -> [(&'static str, String); 3] {
+        [
+            ("TELEPRESENCE_API_PORT", self.api_port.to_string()),
+            ("TELEPRESENCE_API_HOST", self.api_host.clone()),
+            ("TELEPRESENCE_INTERCEPT_ID", self.intercept_id.clone()),
+        ]
+    }
+}
+
+/// `export NAME='value'` lines, one per variable, for a POSIX shell.
+impl fmt::Display for ConsumerEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, value) in self.vars() {
+            writeln!(f, "export {name}='{}'", value.replace('\'', r"'\''"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Configures a [`MockServer`]. Start from [`MockServer::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct MockServerBuilder {
+    listen: String,
+    side: Side,
+    wire: Wire,
+    intercepts: Vec<Intercept>,
+    journal_capacity: usize,
+    admin: bool,
+}
+
+impl Default for MockServerBuilder {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".to_owned(),
+            side: Side::Client,
+            wire: Wire::V2_25,
+            intercepts: Vec::new(),
+            journal_capacity: DEFAULT_JOURNAL_CAPACITY,
+            admin: true,
+        }
+    }
+}
+
+impl MockServerBuilder {
+    /// The address to listen on (default `127.0.0.1:0`: a free port on loopback).
+    pub fn listen(mut self, address: impl Into<String>) -> Self {
+        self.listen = address.into();
+        self
+    }
+
+    /// The side to stand in for (default [`Side::Client`]).
+    pub fn side(mut self, side: Side) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// The wire format (default [`Wire::V2_25`]).
+    pub fn wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
+        self
+    }
+
+    /// Adds an intercept (the server starts with none).
+    pub fn intercept(mut self, intercept: Intercept) -> Self {
+        self.intercepts.push(intercept);
+        self
+    }
+
+    /// Adds several intercepts.
+    pub fn intercepts(mut self, intercepts: impl IntoIterator<Item = Intercept>) -> Self {
+        self.intercepts.extend(intercepts);
+        self
+    }
+
+    /// How many requests the journal keeps (default 10 000; 0 turns it off).
+    pub fn journal_capacity(mut self, capacity: usize) -> Self {
+        self.journal_capacity = capacity;
+        self
+    }
+
+    /// Serves the `/_mock/` admin API over HTTP (default on). The methods of
+    /// [`MockServer`] work either way.
+    pub fn admin(mut self, enabled: bool) -> Self {
+        self.admin = enabled;
+        self
+    }
+
+    fn prepare(self) -> Result<(Arc<App>, bool, SocketAddr), Error> {
+        let app = App::new(
+            self.side,
+            self.wire,
+            &self.intercepts,
+            self.journal_capacity,
+        )?;
+        let address = config::resolve_listen(&self.listen).map_err(|message| Error::Bind {
+            address: self.listen.clone(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
+        })?;
+        Ok((Arc::new(app), self.admin, address))
+    }
+
+    /// Binds and serves on the current Tokio runtime.
+    pub async fn start(self) -> Result<MockServer, Error> {
+        let (app, admin, address) = self.prepare()?;
+        let listener = bind(address).await?;
+        let address = listener.local_addr().map_err(|error| Error::Bind {
+            address: address.to_string(),
+            error,
+        })?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(serve::serve(
+            listener,
+            app::router(app.clone(), admin),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Ok(MockServer {
+            app,
+            address,
+            shutdown: Some(tx),
+            task: Some(Task::Spawned(task)),
+        })
+    }
+
+    /// Binds and serves on a thread of its own, for tests without a Tokio
+    /// runtime (such as those of a blocking client).
+    pub fn start_blocking(self) -> Result<MockServer, Error> {
+        let (app, admin, address) = self.prepare()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let listener = runtime.block_on(bind(address))?;
+        let address = listener.local_addr().map_err(|error| Error::Bind {
+            address: address.to_string(),
+            error,
+        })?;
+        let (tx, rx) = oneshot::channel();
+        let router = app::router(app.clone(), admin);
+        let thread = std::thread::Builder::new()
+            .name(format!("mock-server-{}", address.port()))
+            .spawn(move || {
+                runtime.block_on(serve::serve(listener, router, async {
+                    let _ = rx.await;
+                }));
+            })
+            .map_err(Error::Runtime)?;
+        Ok(MockServer {
+            app,
+            address,
+            shutdown: Some(tx),
+            task: Some(Task::Thread(thread)),
+        })
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|error| Error::Bind {
+            address: address.to_string(),
+            error,
+        })
+}
+
+#[derive(Debug)]
+enum Task {
+    Spawned(tokio::task::JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
+}
+
+/// A running mock of Telepresence's API server.
+///
+/// It answers `/healthz`, `/consume-here` and `/intercept-info` like the real
+/// server of the chosen [`Side`] and [`Wire`] format, records every request
+/// in a journal, and injects faults on demand. It stops when dropped.
+///
+/// ```
+/// use telepresence_mock_server::{Intercept, MockServer, Side};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = MockServer::builder()
+///     .side(Side::Client)
+///     .intercept(Intercept::new("abc:orders").header("x-dev", "alice").metadata("owner", "alice"))
+///     .start()
+///     .await?;
+///
+/// let answer = reqwest::Client::new()
+///     .get(format!("{}/consume-here", server.url()))
+///     .header("x-telepresence-caller-intercept-id", "abc:orders")
+///     .header("x-dev", "alice")
+///     .send()
+///     .await?
+///     .text()
+///     .await?;
+/// assert_eq!(answer, "true");
+/// assert_eq!(server.journal().len(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct MockServer {
+    app: Arc<App>,
+    address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<Task>,
+}
+
+impl MockServer {
+    /// A builder: client side, wire 2.25, no intercepts, random loopback port.
+    pub fn builder() -> MockServerBuilder {
+        MockServerBuilder::default()
+    }
+
+    /// `http://ADDRESS:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The side it stands in for.
+    pub fn side(&self) -> Side {
+        self.app.side
+    }
+
+    /// Its wire format.
+    pub fn wire(&self) -> Wire {
+        self.app.wire
+    }
+
+    /// The variables a consumer needs to use this server: on the client side
+    /// the first intercept's ID, on the agent side none (as in a pod).
+    pub fn env(&self) -> ConsumerEnv {
+        let intercept_id = match self.app.side {
+            Side::Client => self
+                .app
+                .intercept_set()
+                .specs()
+                .next()
+                .map(|i| i.id.clone())
+                .unwrap_or_default(),
+            Side::Agent => String::new(),
+        };
+        let ip = self.address.ip();
+        ConsumerEnv {
+            api_port: self.address.port(),
+            api_host: if ip.is_unspecified() {
+                "localhost".to_owned()
+            } else {
+                ip.to_string()
+            },
+            intercept_id,
+        }
+    }
+
+    /// The intercepts in force, in order.
+    pub fn intercepts(&self) -> Vec<Intercept> {
+        self.app.intercepts()
+    }
+
+    /// Adds an intercept; the next request sees it.
+    pub fn add_intercept(&self, intercept: Intercept) -> Result<(), Error> {
+        intercept.validate()?;
+        Ok(self.app.edit_intercepts(|list| list.push(intercept))?)
+    }
+
+    /// Replaces every intercept at once.
+    pub fn set_intercepts(
+        &self,
+        intercepts: impl IntoIterator<Item = Intercept>,
+    ) -> Result<(), Error> {
+        let intercepts: Vec<Intercept> = intercepts.into_iter().collect();
+        Ok(self.app.edit_intercepts(|list| *list = intercepts)?)
+    }
+
+    /// Removes the intercept with this ID; `false` if there was none.
+    pub fn remove_intercept(&self, id: &str) -> bool {
+        self.app
+            .edit_intercepts(|list| {
+                let before = list.len();
+                list.retain(|i| i.id != id);
+                before != list.len()
+            })
+            .unwrap_or(false)
+    }
+
+    /// Removes every intercept.
+    pub fn clear_intercepts(&self) {
+        let _ = self.app.edit_intercepts(Vec::clear);
+    }
+
+    /// The journal: every request to the API (and to unknown paths), oldest first.
+    pub fn journal(&self) -> Vec<JournalEntry> {
+        self.app.journal.entries()
+    }
+
+    /// Empties the journal.
+    pub fn clear_journal(&self) {
+        self.app.journal.clear();
+    }
+
+    /// Injects a fault into the next answers.
+    pub fn inject(&self, fault: Fault) -> Result<(), Error> {
+        self.app.faults.add(fault).map_err(Error::Fault)
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Vec<ActiveFault> {
+        self.app.faults.list()
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.app.faults.clear();
+    }
+
+    /// Stops accepting connections and waits for the requests in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(Task::Spawned(task)) => {
+                let _ = task.await;
+            }
+            Some(Task::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            None => {}
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! A faithful mock of Telepresence's REST API server.
+//!
+//! Telepresence runs a small REST API beside a Kafka consumer, on the
+//! workstation (the user daemon, the *client* side) and in the pod (the
+//! traffic-agent, the *agent* side). Given a message's headers, and optionally
+//! a path and a container port, `/consume-here` says whether this side should
+//! process it and `/intercept-info` says which intercept it belongs to. This
+//! crate reproduces that server, with its matching rules and each version's
+//! wire format, for local development and tests:
+//!
+//! - in-process, with [`MockServer`] (a random port, a request journal, fault
+//!   injection, intercepts changed between requests);
+//! - as the `telepresence-mock-server` binary, configured by the same flags as
+//!   `telepresence intercept`, a YAML file, or the environment;
+//! - as a container image built `FROM scratch` around that binary.
+//!
+//! # Quick start
+//!
+//! ```
+//! use telepresence_mock_server::{Intercept, MockServer, Side};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The pod's view: messages with `x-dev: alice` belong to an intercept.
+//! let server = MockServer::builder()
+//!     .side(Side::Agent)
+//!     .intercept(Intercept::new("abc:orders").header("x-dev", "alice"))
+//!     .start()
+//!     .await?;
+//!
+//! let client = reqwest::Client::new();
+//! let ask = |dev: &'static str| {
+//!     client
+//!         .get(format!("{}/consume-here", server.url()))
+//!         .header("x-dev", dev)
+//!         .send()
+//! };
+//! assert_eq!(ask("alice").await?.text().await?, "false"); // the workstation takes it
+//! assert_eq!(ask("bob").await?.text().await?, "true"); // the pod consumes it
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The rules it implements are those of the real server: header names compare
+//! case-insensitively and only a header's first occurrence counts; a matcher
+//! value with a regex metacharacter is an unanchored regular expression that
+//! never matches an empty value; all matchers of an intercept must match; the
+//! client side picks the caller's intercept, the agent side picks by container
+//! port and answers the inverse on `/consume-here`.
+
+#![warn(missing_docs)]
+
+mod admin;
+mod api;
+mod app;
+pub mod cli;
+mod config;
+mod decision;
+mod fault;
+mod form;
+mod harness;
+mod intercept;
+mod journal;
+mod serve;
+mod wire;
+
+pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
+pub use decision::{CALLER_INTERCEPT_ID_HEADER, InterceptSetError, Side};
+pub use fault::{API_ENDPOINTS, ActiveFault, Fault};
+pub use harness::{ConsumerEnv, Error, MockServer, MockServerBuilder};
+pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError};
+pub use journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
+pub use wire::Wire;

@@ -1,0 +1,478 @@
+//! The `telepresence-mock-server` binary: flags, configuration, errors, signals.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{ask, json_answer};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telepresence-mock-server");
+
+/// A running binary, its URL, and the environment it printed.
+struct Running {
+    child: Child,
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Running {
+    async fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        signal_process(&self.child, signal);
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("exits after the signal")
+            .unwrap();
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        (status, stderr)
+    }
+}
+
+fn signal_process(child: &Child, signal: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("TELEPRESENCE_MOCK_CONFIG")
+        .env_remove("TELEPRESENCE_MOCK_LISTEN")
+        .env_remove("RUST_BACKTRACE")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts the binary on a free port with `--print-env` and reads what it printed.
+async fn start(args: &[&str]) -> Running {
+    start_command(command(
+        &[&["--listen", "127.0.0.1:0", "--print-env"], args].concat(),
+    ))
+    .await
+}
+
+async fn start_command(mut cmd: Command) -> Running {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut env = Vec::new();
+    while env.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("prints its environment")
+            .unwrap()
+            .expect("prints three lines");
+        let (name, value) = line
+            .strip_prefix("export ")
+            .and_then(|l| l.split_once('='))
+            .unwrap_or_else(|| panic!("not an export line: {line}"));
+        env.push((name.to_owned(), value.trim_matches('\'').to_owned()));
+    }
+    let port = &env[0].1;
+    Running {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        env,
+    }
+}
+
+/// Runs the binary to completion: exit code and stderr.
+async fn run(args: &[&str]) -> (Option<i32>, String) {
+    run_command(command(args)).await
+}
+
+async fn run_command(mut cmd: Command) -> (Option<i32>, String) {
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("exits")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WORKED_EXAMPLE: &[&str] = &[
+    "--intercept-id",
+    "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server",
+    "--container-port",
+    "8080",
+    "--http-header",
+    "x=y",
+    "--http-path-prefix=/api",
+    "--http-meta",
+    "a=b",
+    "--http-meta",
+    "b=c",
+];
+
+#[tokio::test]
+async fn the_worked_example_driven_by_the_intercept_flags() {
+    let workstation = start(WORKED_EXAMPLE).await;
+    let id = workstation.env[2].1.clone();
+    assert_eq!(id, "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server");
+    let consume = ask(
+        &workstation.url,
+        "/consume-here?containerPort=8080&path=/api",
+    )
+    .caller(&id)
+    .header("x", "y")
+    .send()
+    .await;
+    assert_eq!(consume, json_answer("true"));
+    let info = ask(
+        &workstation.url,
+        "/intercept-info?containerPort=8080&path=/api",
+    )
+    .caller(&id)
+    .header("x", "y")
+    .send()
+    .await;
+    assert_eq!(
+        info,
+        json_answer(r#"{"intercepted":true,"clientSide":true,"metadata":{"a":"b","b":"c"}}"#)
+    );
+
+    let pod = start(&[WORKED_EXAMPLE, &["--side", "agent"]].concat()).await;
+    assert_eq!(pod.env[2].1, "", "a pod has no intercept ID");
+    let consume = ask(&pod.url, "/consume-here?containerPort=8080&path=/api")
+        .caller(&id)
+        .header("x", "y")
+        .send()
+        .await;
+    assert_eq!(consume, json_answer("false"));
+}
+
+#[tokio::test]
+async fn print_env_gives_what_a_consumer_needs() {
+    let server = start(&["--intercept-id", "it's:mine"]).await;
+    let names: Vec<&str> = server.env.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "TELEPRESENCE_API_PORT",
+            "TELEPRESENCE_API_HOST",
+            "TELEPRESENCE_INTERCEPT_ID"
+        ]
+    );
+    assert_eq!(server.env[1].1, "127.0.0.1");
+    assert_eq!(server.env[2].1, r"it'\''s:mine", "quoted for a shell");
+    assert_eq!(ask(&server.url, "/healthz").send().await.status, 200);
+}
+
+#[tokio::test]
+async fn without_flags_one_intercept_matches_everything() {
+    let server = start(&[]).await;
+    let id = server.env[2].1.clone();
+    assert!(id.ends_with(":mock"), "{id}");
+    assert_eq!(
+        ask(&server.url, "/consume-here")
+            .caller(&id)
+            .send()
+            .await
+            .body,
+        "true"
+    );
+    assert_eq!(ask(&server.url, "/consume-here").send().await.body, "false");
+}
+
+#[tokio::test]
+async fn it_starts_with_a_line_naming_the_address_and_each_intercept() {
+    let server = start(&["--intercept-id", "i1", "--http-header", "x-dev: alice"]).await;
+    let url = server.url.clone();
+    let (status, stderr) = server.stop("-TERM").await;
+    assert!(status.success(), "{stderr}");
+    let line = stderr.lines().next().unwrap();
+    assert!(
+        line.contains(&format!("listening on {url} as the client side (wire 2.25")),
+        "{line}"
+    );
+    assert!(
+        line.contains(r#"["i1" on port 8080 when x-dev == "alice"]"#),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_config_file_and_flags_that_override_it() {
+    let dir = tempdir();
+    let file = dir.join("mock.yaml");
+    std::fs::write(
+        &file,
+        r#"
+side: agent
+listen: 127.0.0.1:1
+wire: "2.5"
+intercepts:
+  - id: "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server"
+    container_port: 8080
+    headers: { x: y, x-user: "^dev-.*" }
+    path_prefix: /api
+    metadata: { a: b }
+"#,
+    )
+    .unwrap();
+    // The file says agent and port 1; the flags say listen elsewhere, wire 2.4.
+    let server = start(&["--config", file.to_str().unwrap(), "--wire", "2.4"]).await;
+    let miss = ask(&server.url, "/consume-here?path=/api")
+        .header("x", "y")
+        .header("x-user", "bob")
+        .send()
+        .await;
+    assert_eq!(
+        miss,
+        common::answer(200, Some("text/plain"), "true"),
+        "agent side, wire 2.4"
+    );
+    let hit = ask(&server.url, "/consume-here?path=/api/1")
+        .header("x", "y")
+        .header("x-user", "dev-bob")
+        .send()
+        .await;
+    assert_eq!(hit.body, "false");
+
+    // Intercept flags replace the file's intercepts.
+    let server = start(&["--config", file.to_str().unwrap(), "--intercept-id", "mine"]).await;
+    let list = ask(&server.url, "/_mock/intercepts").send().await.json();
+    assert_eq!(
+        list,
+        serde_json::json!([{"id": "mine", "container_port": 8080}])
+    );
+}
+
+#[tokio::test]
+async fn the_config_can_come_from_the_environment() {
+    let mut cmd = command(&["--listen", "127.0.0.1:0", "--print-env"]);
+    cmd.env(
+        "TELEPRESENCE_MOCK_CONFIG",
+        r#"{"side": "client", "intercepts": [{"id": "env-id", "headers": {"x": "1"}}]}"#,
+    );
+    let server = start_command(cmd).await;
+    assert_eq!(server.env[2].1, "env-id");
+    let hit = ask(&server.url, "/consume-here")
+        .caller("env-id")
+        .header("x", "1")
+        .send()
+        .await;
+    assert_eq!(hit.body, "true");
+}
+
+#[tokio::test]
+async fn the_listen_address_can_come_from_the_environment() {
+    let mut cmd = command(&["--print-env"]);
+    cmd.env("TELEPRESENCE_MOCK_LISTEN", "127.0.0.1:0");
+    let server = start_command(cmd).await;
+    assert_ne!(server.env[0].1, "9980");
+    assert_eq!(ask(&server.url, "/healthz").send().await.status, 200);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tpk-cli-{}-{}",
+        std::process::id(),
+        fastrand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fastrand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// Each bad configuration is refused at start, exit code 2, one clear line
+/// naming the culprit, and never a panic or a backtrace.
+#[tokio::test]
+async fn bad_configuration_is_refused_with_a_clear_error() {
+    let dir = tempdir();
+    let write = |name: &str, yaml: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let unknown = write("unknown.yaml", "intercepts:\n  - id: a\n    colour: red\n");
+    let two_paths = write(
+        "paths.yaml",
+        "intercepts:\n  - id: a\n    path_equal: /a\n    path_regex: b\n",
+    );
+    let regex = write(
+        "regex.yaml",
+        "intercepts:\n  - id: a\n    headers: {x-user: '(dev'}\n",
+    );
+    let port = write(
+        "port.yaml",
+        "intercepts:\n  - id: a\n    container_port: 65536\n",
+    );
+    let dup = write("dup.yaml", "intercepts:\n  - id: a\n  - id: b\n  - id: a\n");
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec!["--config", &unknown],
+            vec![format!(
+                "error: config file {unknown}: intercepts[0]: unknown field `colour`"
+            )],
+        ),
+        (
+            vec!["--config", &two_paths],
+            vec![format!(
+                "error: config file {two_paths}: intercepts[0] (\"a\"): path_regex: at most one path matcher is allowed, but path_equal and path_regex are given"
+            )],
+        ),
+        (
+            vec!["--config", &regex],
+            vec![format!(
+                "error: config file {regex}: intercepts[0] (\"a\"): headers.x-user: invalid regular expression `(dev`"
+            )],
+        ),
+        (
+            vec!["--config", &port],
+            vec![format!(
+                "error: config file {port}: intercepts[0].container_port: invalid value: integer `65536`"
+            )],
+        ),
+        (
+            vec!["--config", &dup],
+            vec![format!(
+                "error: config file {dup}: intercepts[2] (\"a\"): id: duplicate intercept ID, already used by intercepts[0]"
+            )],
+        ),
+        (
+            vec!["--config", "/no/such.yaml"],
+            vec![
+                "error: cannot read config file /no/such.yaml: No such file or directory"
+                    .to_owned(),
+            ],
+        ),
+        (
+            vec!["--http-path-equal", "/a", "--http-path-regex", "b"],
+            vec![
+                "--http-path-equal <P>".to_owned(),
+                "cannot be used with".to_owned(),
+            ],
+        ),
+        (
+            vec!["--http-path-regex", "(x"],
+            vec![
+                "error: command line: intercepts[0]".to_owned(),
+                "path_regex: invalid regular expression `(x`".to_owned(),
+            ],
+        ),
+        (
+            vec!["--container-port", "70000"],
+            vec!["invalid value '70000' for '--container-port <N>'".to_owned()],
+        ),
+        (
+            vec!["--container-port", "0"],
+            vec!["invalid value '0' for '--container-port <N>'".to_owned()],
+        ),
+        (
+            vec!["--http-header", "x-dev"],
+            vec![
+                "invalid value 'x-dev' for '--http-header <K=V>'".to_owned(),
+                "`x-dev` has no `=` or `:`".to_owned(),
+            ],
+        ),
+        (
+            vec!["--http-header", "bad name=v"],
+            vec!["headers.bad name: `bad name` is not a valid HTTP header name".to_owned()],
+        ),
+        (
+            vec!["--http-meta", "novalue"],
+            vec!["invalid value 'novalue' for '--http-meta <K=V>'".to_owned()],
+        ),
+        (
+            vec!["--side", "middle"],
+            vec!["unknown side `middle`".to_owned()],
+        ),
+        (
+            vec!["--wire", "3.0"],
+            vec!["unknown wire format `3.0`".to_owned()],
+        ),
+        (
+            vec!["--listen", "nowhere"],
+            vec!["listen: `nowhere` is not a valid host:port address".to_owned()],
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stderr) = run(&args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        for part in expected {
+            assert!(
+                stderr.contains(&part),
+                "{args:?}\n  stderr: {stderr}\n  wanted: {part}"
+            );
+        }
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+    }
+
+    let mut cmd = command(&[]);
+    cmd.env(
+        "TELEPRESENCE_MOCK_CONFIG",
+        "intercepts: [{id: a, path_regex: '['}]",
+    );
+    let (code, stderr) = run_command(cmd).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.starts_with("error: environment variable TELEPRESENCE_MOCK_CONFIG: intercepts[0] (\"a\"): path_regex"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_a_clear_failure() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = run(&["--listen", &address]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {address}: ")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish() {
+    for signal in ["-TERM", "-INT"] {
+        let server = start(&["--intercept-id", "i"]).await;
+        let fault = ask(&server.url, "/_mock/faults")
+            .body("application/json", r#"{"delay_ms": 700, "times": 1}"#)
+            .send()
+            .await;
+        assert_eq!(fault.status, 201);
+        let in_flight = tokio::spawn(ask(&server.url, "/consume-here").caller("i").send());
+        // The request has arrived when it has used up the one-time fault.
+        while !ask(&server.url, "/_mock/faults")
+            .send()
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (status, stderr) = server.stop(signal).await;
+        assert!(status.success(), "{signal}: {stderr}");
+        assert!(stderr.contains("shutting down"), "{stderr}");
+        assert_eq!(in_flight.await.unwrap(), json_answer("true"), "{signal}");
+    }
+}
