@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::StatusCode;
 use http::request::Parts;
+use http::{Method, StatusCode};
 
 use crate::app::App;
 use crate::decision::{Query, Side};
@@ -84,11 +84,19 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
             Cow::Borrowed(&[][..]),
             Answer::empty_ok(),
         ),
-        Endpoint::Unknown => (
-            Cow::Borrowed(&[][..]),
-            Cow::Borrowed(&[][..]),
-            Answer::not_found(),
-        ),
+        Endpoint::Unknown => {
+            let answer = match go_clean_path(parts.uri.path()) {
+                Some(clean) if parts.method != Method::CONNECT => {
+                    let location = match parts.uri.query() {
+                        Some(query) => format!("{clean}?{query}"),
+                        None => clean,
+                    };
+                    Answer::go_redirect(&parts.method, &location)
+                }
+                _ => Answer::not_found(),
+            };
+            (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..]), answer)
+        }
         Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
             let form_body = match read_form_body(&parts, body).await {
                 Ok(bytes) => bytes,
@@ -190,5 +198,48 @@ async fn close_connection(parts: &Parts) -> Response {
             "mock fault: this connection cannot be closed",
         )
         .into_response(),
+    }
+}
+
+/// Go's `ServeMux` answers a path that is not in canonical form (`//healthz`,
+/// `/./consume-here`, `/a/../healthz`) with a redirect to its cleaned form.
+/// Returns that form when it differs from `path`.
+fn go_clean_path(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut clean = format!("/{}", parts.join("/"));
+    if path.ends_with('/') && clean != "/" {
+        clean.push('/');
+    }
+    (clean != path).then_some(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_like_go() {
+        for (path, clean) in [
+            ("//healthz", Some("/healthz")),
+            ("/./consume-here", Some("/consume-here")),
+            ("/x/../intercept-info", Some("/intercept-info")),
+            ("/../healthz", Some("/healthz")),
+            ("/consume-here//", Some("/consume-here/")),
+            ("/consume-here/.", Some("/consume-here")),
+            ("/consume-here/", None),
+            ("/", None),
+            ("/a/b", None),
+        ] {
+            assert_eq!(go_clean_path(path).as_deref(), clean, "{path}");
+        }
     }
 }

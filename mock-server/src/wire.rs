@@ -86,6 +86,7 @@ impl Wire {
             status: StatusCode::OK,
             content_type: Some(content_type),
             nosniff: false,
+            location: None,
             body,
         }
     }
@@ -104,6 +105,7 @@ impl Wire {
                     status,
                     content_type: Some("application/json"),
                     nosniff: false,
+                    location: None,
                     body: Bytes::from(body),
                 }
             }
@@ -117,6 +119,8 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) content_type: Option<&'static str>,
     pub(crate) nosniff: bool,
+    /// `Location`, for redirects.
+    pub(crate) location: Option<String>,
     pub(crate) body: Bytes,
 }
 
@@ -127,6 +131,7 @@ impl Answer {
             status: StatusCode::OK,
             content_type: None,
             nosniff: false,
+            location: None,
             body: Bytes::new(),
         }
     }
@@ -137,7 +142,34 @@ impl Answer {
             status,
             content_type: Some("text/plain; charset=utf-8"),
             nosniff: true,
+            location: None,
             body: Bytes::from(format!("{message}\n")),
+        }
+    }
+
+    /// Go's `http.Redirect` with `301 Moved Permanently`.
+    pub(crate) fn go_redirect(method: &http::Method, location: &str) -> Self {
+        let (content_type, body) = if *method == http::Method::GET || *method == http::Method::HEAD
+        {
+            let escaped = location
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&#34;")
+                .replace('\'', "&#39;");
+            (
+                Some("text/html; charset=utf-8"),
+                Bytes::from(format!("<a href=\"{escaped}\">Moved Permanently</a>.\n\n")),
+            )
+        } else {
+            (None, Bytes::new())
+        };
+        Self {
+            status: StatusCode::MOVED_PERMANENTLY,
+            content_type,
+            nosniff: false,
+            location: Some(location.to_owned()),
+            body,
         }
     }
 
@@ -152,6 +184,13 @@ impl Answer {
         if let Some(content_type) = self.content_type {
             res.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
+        if let Some(location) = self
+            .location
+            .as_deref()
+            .and_then(|l| HeaderValue::from_str(l).ok())
+        {
+            res.headers_mut().insert(header::LOCATION, location);
         }
         if self.nosniff {
             res.headers_mut().insert(

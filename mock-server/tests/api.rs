@@ -509,3 +509,42 @@ async fn path_parameters_are_form_decoded() {
         .await;
     assert_eq!(got.body, "false");
 }
+
+#[tokio::test]
+async fn unclean_paths_are_redirected_like_go_s_serve_mux() {
+    let server = start(MockServer::builder().intercept(Intercept::new("i"))).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("{}//consume-here?path=/a&b", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 301);
+    assert_eq!(res.headers()["location"], "/consume-here?path=/a&b");
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(
+        res.text().await.unwrap(),
+        "<a href=\"/consume-here?path=/a&amp;b\">Moved Permanently</a>.\n\n"
+    );
+    let posted = client
+        .post(format!("{}//healthz", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 301);
+    assert_eq!(posted.headers()["location"], "/healthz");
+    assert!(
+        posted.headers().get("content-type").is_none(),
+        "no body but for GET and HEAD"
+    );
+
+    // A client that follows redirects gets the real answer.
+    let followed = ask(&server.url(), "//consume-here")
+        .caller("i")
+        .send()
+        .await;
+    assert_eq!(followed, json_answer("true"));
+}

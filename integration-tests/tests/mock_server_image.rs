@@ -1,0 +1,146 @@
+//! The mock server's container image: small, shell-less, and the same server.
+
+use std::process::Command;
+
+use telepresence_kafka_integration_tests::{MOCK_SERVER_IMAGE, docker_inspect, ensure_image};
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+const CALLER: &str = "x-telepresence-caller-intercept-id";
+
+fn image() -> GenericImage {
+    let (name, tag) = MOCK_SERVER_IMAGE;
+    ensure_image(name, tag, "mock-server");
+    GenericImage::new(name, tag)
+        .with_exposed_port(9980.tcp())
+        .with_wait_for(WaitFor::message_on_stderr("listening on"))
+}
+
+async fn url(container: &ContainerAsync<GenericImage>) -> String {
+    let host = container.get_host().await.unwrap();
+    let port = container.get_host_port_ipv4(9980).await.unwrap();
+    format!("http://{host}:{port}")
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[test]
+fn the_image_is_small_and_has_nothing_but_the_server() {
+    let (name, tag) = MOCK_SERVER_IMAGE;
+    ensure_image(name, tag, "mock-server");
+    let reference = format!("{name}:{tag}");
+    let size: u64 = docker_inspect(&reference, "{{.Size}}").parse().unwrap();
+    assert!(size < 10 * 1024 * 1024, "{size} bytes");
+    let layers = docker_inspect(&reference, "{{len .RootFS.Layers}}");
+    assert_eq!(layers, "1", "one layer: the binary");
+    let shell = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            &reference,
+            "-c",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!shell.status.success(), "the image has no shell");
+}
+
+#[tokio::test]
+async fn the_container_serves_the_worked_example_from_its_config_variable() {
+    let config = r#"{"side": "client", "intercepts": [{"id": "4b1658c3:echo-server",
+        "container_port": 8080, "headers": {"x": "y"}, "path_prefix": "/api",
+        "metadata": {"a": "b", "b": "c"}}]}"#;
+    let container = image()
+        .with_env_var("TELEPRESENCE_MOCK_CONFIG", config)
+        .start()
+        .await
+        .expect("the mock server container starts");
+    let url = url(&container).await;
+    let headers = [(CALLER, "4b1658c3:echo-server"), ("x", "y")];
+    assert_eq!(
+        get(
+            &format!("{url}/consume-here?containerPort=8080&path=/api"),
+            &headers
+        )
+        .await,
+        (200, "true".to_owned())
+    );
+    assert_eq!(
+        get(
+            &format!("{url}/intercept-info?containerPort=8080&path=/api"),
+            &headers
+        )
+        .await,
+        (
+            200,
+            r#"{"intercepted":true,"clientSide":true,"metadata":{"a":"b","b":"c"}}"#.to_owned()
+        )
+    );
+    let journal: serde_json::Value = reqwest::get(format!("{url}/_mock/journal"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(journal.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_container_takes_the_intercept_flags_as_arguments() {
+    let container = image()
+        .with_cmd([
+            "--side",
+            "agent",
+            "--wire",
+            "2.5",
+            "--intercept-id",
+            "i",
+            "--http-header",
+            "x-dev: alice",
+        ])
+        .start()
+        .await
+        .expect("the mock server container starts");
+    let url = url(&container).await;
+    assert_eq!(
+        get(&format!("{url}/consume-here"), &[("x-dev", "alice")]).await,
+        (200, "false\n".to_owned())
+    );
+    assert_eq!(
+        get(&format!("{url}/consume-here"), &[("x-dev", "bob")]).await,
+        (200, "true\n".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_container_stops_cleanly_on_sigterm() {
+    let container = image()
+        .start()
+        .await
+        .expect("the mock server container starts");
+    let id = container.id().to_owned();
+    let stopped = Command::new("docker")
+        .args(["stop", "--time", "10", &id])
+        .output()
+        .unwrap();
+    assert!(stopped.status.success());
+    assert_eq!(
+        docker_inspect(&id, "{{.State.ExitCode}}"),
+        "0",
+        "SIGTERM, not SIGKILL, ended it"
+    );
+    let logs = Command::new("docker").args(["logs", &id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&logs.stderr).contains("shutting down"));
+}
