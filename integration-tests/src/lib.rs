@@ -73,13 +73,13 @@ pub fn require_docker() {
         Ok(out) => panic!(
             "Docker is not reachable: `docker version` says {}. These tests start containers \
              and need a running Docker engine; start one, or leave them out with \
-             `cargo test --workspace --exclude telepresence-kafka-integration-tests`.",
+             `cargo test --workspace --all-features --exclude telepresence-kafka-integration-tests`.",
             String::from_utf8_lossy(&out.stderr).trim()
         ),
         Err(e) => panic!(
             "Docker is not installed ({e}). These tests start containers and need a running \
              Docker engine; install one, or leave them out with \
-             `cargo test --workspace --exclude telepresence-kafka-integration-tests`."
+             `cargo test --workspace --all-features --exclude telepresence-kafka-integration-tests`."
         ),
     }
 }

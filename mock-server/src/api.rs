@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::decision::{Query, Side};
 use crate::form;
 use crate::journal::{Journal, RawEntry};
-use crate::serve::CloseConnection;
+use crate::serve::Connection;
 use crate::wire::Answer;
 
 /// Go's `ParseForm` reads at most this much of a form body.
@@ -175,6 +175,7 @@ fn record(
     }
     app.journal.record(RawEntry {
         unix_ms,
+        connection: parts.extensions.get::<Connection>().map_or(0, |c| c.id),
         method: parts.method.clone(),
         endpoint: parts.uri.path().to_owned(),
         path: path.to_vec(),
@@ -188,7 +189,7 @@ fn record(
 
 /// Drops the connection without an answer; the request never completes.
 async fn close_connection(parts: &Parts) -> Response {
-    match parts.extensions.get::<CloseConnection>() {
+    match parts.extensions.get::<Connection>() {
         Some(close) => {
             close.close();
             std::future::pending().await

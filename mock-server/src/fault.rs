@@ -13,7 +13,8 @@ pub const API_ENDPOINTS: [&str; 3] = ["/healthz", "/consume-here", "/intercept-i
 ///
 /// A fault delays the answer, replaces it with an error status, or closes the
 /// connection without answering (a delay can precede either). It applies to
-/// every request, to a random fraction of them, or to the next `times` ones.
+/// every request, to a random fraction of them, or to the next `times` ones,
+/// optionally only `after` letting some pass.
 /// Faults are checked in the order they were added; the first that applies wins.
 ///
 /// ```
@@ -40,6 +41,9 @@ pub struct Fault {
     /// Apply to this many requests, then disappear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
+    /// Let this many requests pass before applying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
     /// Apply to this fraction of requests (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fraction: Option<f64>,
@@ -55,6 +59,7 @@ impl Fault {
             status: None,
             close: false,
             times: None,
+            after: None,
             fraction: None,
             endpoints: Vec::new(),
         }
@@ -90,6 +95,12 @@ impl Fault {
     /// Applies to the next `n` requests only.
     pub fn times(mut self, n: u64) -> Self {
         self.times = Some(n);
+        self
+    }
+
+    /// Lets the first `n` requests it applies to pass untouched.
+    pub fn after(mut self, n: u64) -> Self {
+        self.after = Some(n);
         self
     }
 
@@ -178,6 +189,9 @@ pub struct ActiveFault {
     /// Requests it still applies to, when limited by `times`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<u64>,
+    /// Requests it still lets pass, when given `after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passing: Option<u64>,
 }
 
 impl Faults {
@@ -186,6 +200,7 @@ impl Faults {
         let mut rules = self.rules.lock();
         rules.push(ActiveFault {
             remaining: fault.times,
+            passing: fault.after.filter(|&n| n > 0),
             fault,
         });
         self.count.store(rules.len(), Ordering::Release);
@@ -208,9 +223,18 @@ impl Faults {
             return None;
         }
         let mut rules = self.rules.lock();
-        let index = rules.iter().position(|rule| {
-            rule.fault.applies_to(endpoint)
-                && rule.fault.fraction.is_none_or(|f| fastrand::f64() < f)
+        let index = rules.iter_mut().position(|rule| {
+            if !rule.fault.applies_to(endpoint) {
+                return false;
+            }
+            if let Some(passing) = &mut rule.passing {
+                *passing -= 1;
+                if *passing == 0 {
+                    rule.passing = None;
+                }
+                return false;
+            }
+            rule.fault.fraction.is_none_or(|f| fastrand::f64() < f)
         })?;
         let rule = &mut rules[index];
         let injection = Injection {
@@ -243,6 +267,18 @@ mod tests {
         assert_eq!(faults.next("/healthz").unwrap().status, Some(500));
         assert_eq!(faults.next("/consume-here"), None);
         assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn after_lets_requests_pass_first() {
+        let faults = Faults::default();
+        faults.add(Fault::status(500).after(2).times(1)).unwrap();
+        assert_eq!(faults.next("/consume-here"), None);
+        assert_eq!(faults.list()[0].passing, Some(1));
+        assert_eq!(faults.next("/elsewhere"), None, "does not count");
+        assert_eq!(faults.next("/consume-here"), None);
+        assert_eq!(faults.next("/consume-here").unwrap().status, Some(500));
+        assert_eq!(faults.next("/consume-here"), None);
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct JournalEntry {
     pub seq: u64,
     /// When the request arrived, in milliseconds since the Unix epoch.
     pub unix_ms: u64,
+    /// The connection it came on, numbered from 1 in order of acceptance:
+    /// equal numbers mean a reused (keep-alive) connection.
+    pub connection: u64,
     /// The HTTP method.
     pub method: String,
     /// The URL path asked for, e.g. `/consume-here`.
@@ -60,6 +63,7 @@ impl JournalEntry {
 #[derive(Clone, Debug)]
 pub(crate) struct RawEntry {
     pub(crate) unix_ms: u64,
+    pub(crate) connection: u64,
     pub(crate) method: Method,
     pub(crate) endpoint: String,
     pub(crate) path: Vec<u8>,
@@ -76,6 +80,7 @@ impl RawEntry {
         JournalEntry {
             seq,
             unix_ms: self.unix_ms,
+            connection: self.connection,
             method: self.method.to_string(),
             endpoint: self.endpoint.clone(),
             path: text(&self.path),
@@ -183,6 +188,7 @@ mod tests {
         headers.insert(CALLER_INTERCEPT_ID_HEADER, "me".parse().unwrap());
         RawEntry {
             unix_ms: 0,
+            connection: 1,
             method: Method::GET,
             endpoint: endpoint.into(),
             path: b"/p".to_vec(),

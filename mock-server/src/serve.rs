@@ -19,13 +19,18 @@ use tower::ServiceExt;
 /// How long shutdown waits for requests in flight before it gives up on them.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// A handle, put in every request's extensions, that drops its connection.
+/// Put in every request's extensions: which connection it came on, and a
+/// way to drop that connection.
 #[derive(Clone, Debug)]
-pub(crate) struct CloseConnection(Arc<Notify>);
+pub(crate) struct Connection {
+    /// Numbers connections from 1 in the order they were accepted.
+    pub(crate) id: u64,
+    kill: Arc<Notify>,
+}
 
-impl CloseConnection {
+impl Connection {
     pub(crate) fn close(&self) {
-        self.0.notify_one();
+        self.kill.notify_one();
     }
 }
 
@@ -38,6 +43,7 @@ pub(crate) async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
+    let mut accepted: u64 = 0;
     http.timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {
@@ -55,10 +61,14 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let kill = Arc::new(Notify::new());
-        let close = CloseConnection(kill.clone());
+        accepted += 1;
+        let connection = Connection {
+            id: accepted,
+            kill: kill.clone(),
+        };
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(close.clone());
+            req.extensions_mut().insert(connection.clone());
             router.clone().oneshot(req)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));

@@ -1,1 +1,80 @@
-//! placeholder
+//! Process only the Kafka messages a Telepresence intercept routes to this side.
+//!
+//! Under a Telepresence personal intercept, the pod in the cluster and the
+//! consumer on your workstation both read the topic. Telepresence runs a small
+//! REST API beside each; given a message's headers it says whether *this*
+//! side should process it. This crate asks it, with one call:
+//!
+//! ```no_run
+//! use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+//! use rdkafka::ClientConfig;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let tp = telepresence_kafka::Client::from_env()?;
+//! let consumer: StreamConsumer = ClientConfig::new()
+//!     .set("bootstrap.servers", "localhost:9092")
+//!     .set("group.id", tp.group_id("orders")) // the workstation reads in a group of its own
+//!     .create()?;
+//! consumer.subscribe(&["orders"])?;
+//! loop {
+//!     let msg = consumer.recv().await?;
+//!     if tp.should_consume(&msg).await? {
+//!         // process the message
+//!     }
+//!     consumer.commit_message(&msg, CommitMode::Async)?; // processed or skipped: both advance
+//! }
+//! # }
+//! ```
+//!
+//! - Not under Telepresence (`TELEPRESENCE_API_PORT` unset), the client is
+//!   disabled and `should_consume` is `true` with no I/O: production code
+//!   needs no switch.
+//! - In the pod, it is `false` for the messages an intercept takes; on the
+//!   workstation, `true` for exactly those.
+//! - When the API fails, a [`FailurePolicy`] decides: by default the cluster
+//!   consumes and the workstation skips.
+//! - [`Client::filter_stream`] filters a `StreamConsumer`'s stream with several
+//!   decisions in flight, in order, storing offsets so that no message is lost
+//!   or processed twice.
+//!
+//! # Features
+//!
+//! - `rdkafka` (default): decisions for any `rdkafka` message, and the stream
+//!   adapter. Without it, use [`HeaderList`] or implement [`KafkaMessage`].
+//! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
+
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod cache;
+mod client;
+mod env;
+mod error;
+mod group;
+mod headers;
+mod message;
+mod policy;
+mod stats;
+mod wire;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+#[cfg(feature = "rdkafka")]
+pub mod stream;
+
+pub use cache::DEFAULT_CACHE_CAPACITY;
+pub use client::{
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
+    DEFAULT_TIMEOUT, PathFn, PathSource,
+};
+pub use env::{API_HOST_ENV, API_PORT_ENV, INTERCEPT_ID_ENV};
+pub use error::{Error, ErrorKind};
+pub use group::MAX_GROUP_ID_LEN;
+pub use headers::{DEFAULT_MAX_HEADER_BYTES, DropReason, Forwarded, HeaderForwarding};
+pub use message::{HeaderList, KafkaMessage, MessageView};
+pub use policy::FailurePolicy;
+pub use stats::Stats;
+pub use wire::InterceptInfo;
+
+/// The request header that carries the caller's intercept ID.
+pub const CALLER_INTERCEPT_ID_HEADER: &str = "x-telepresence-caller-intercept-id";

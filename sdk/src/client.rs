@@ -1,0 +1,917 @@
+//! The async client and its builder.
+
+use std::borrow::Cow;
+use std::ffi::OsString;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, Url};
+use smallvec::SmallVec;
+use tracing::Instrument;
+
+use crate::cache::{DEFAULT_CACHE_CAPACITY, DecisionCache};
+use crate::env::{self, EnvSettings};
+use crate::error::{Error, ErrorKind};
+use crate::headers::{Forwarded, HeaderForwarding};
+use crate::message::{KafkaMessage, MessageView};
+use crate::policy::{FailurePolicy, WarnLimiter};
+use crate::stats::{Counters, Stats};
+use crate::wire::{self, InterceptInfo};
+use crate::{CALLER_INTERCEPT_ID_HEADER, group};
+
+/// Default bound on a whole call, retries included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default bound on opening one connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default number of retries after a connection error.
+pub const DEFAULT_RETRIES: u32 = 3;
+/// Default wait before the first retry; it doubles each time, up to 1 s.
+pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(25);
+
+/// How often a failing API is reported at warn level, at most.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Headers gathered on the stack for typical messages.
+type HeaderPairs<'m> = SmallVec<[(&'m str, Option<&'m [u8]>); 16]>;
+
+/// Where the `path` parameter of a query comes from.
+///
+/// A message's own [`KafkaMessage::path`] takes precedence over all of these.
+#[derive(Clone, Default)]
+pub enum PathSource {
+    /// No path (the server sees an empty path).
+    #[default]
+    None,
+    /// The same path for every message.
+    Fixed(String),
+    /// The message's topic.
+    Topic,
+    /// The first value of this message header (read as UTF-8, lossily).
+    Header(String),
+    /// Computed from the message.
+    Custom(PathFn),
+}
+
+/// A function that computes a message's path.
+pub type PathFn = Arc<dyn Fn(&MessageView<'_>) -> Option<String> + Send + Sync>;
+
+impl fmt::Debug for PathSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Fixed(p) => f.debug_tuple("Fixed").field(p).finish(),
+            Self::Topic => f.write_str("Topic"),
+            Self::Header(h) => f.debug_tuple("Header").field(h).finish(),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+impl PathSource {
+    fn resolve<'m>(&'m self, view: &MessageView<'m>) -> Option<Cow<'m, str>> {
+        match self {
+            Self::None => None,
+            Self::Fixed(path) => Some(Cow::Borrowed(path)),
+            Self::Topic => view.topic().map(Cow::Borrowed),
+            Self::Header(name) => view.header(name).map(String::from_utf8_lossy),
+            Self::Custom(f) => f(view).map(Cow::Owned),
+        }
+    }
+}
+
+/// Which endpoint a query goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    ConsumeHere,
+    InterceptInfo,
+}
+
+/// Asks the Telepresence API whether this side should process a message.
+///
+/// Cheap to clone (clones share connections, cache and counters) and
+/// `Send + Sync`. When Telepresence is absent the client is *disabled*:
+/// [`should_consume`](Self::should_consume) answers `true` at once, with no
+/// I/O and no allocation.
+///
+/// ```
+/// # async fn example(msg: &rdkafka::message::BorrowedMessage<'_>) -> Result<(), telepresence_kafka::Error> {
+/// let tp = telepresence_kafka::Client::from_env()?;
+/// if tp.should_consume(msg).await? {
+///     // process the message
+/// }
+/// // processed or skipped: commit (or store) its offset either way
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// `None`: not under Telepresence.
+    api: Option<Api>,
+    intercept_id: String,
+    counters: Counters,
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: Url,
+    consume_here: Url,
+    intercept_info: Url,
+    healthz: Url,
+    caller: HeaderValue,
+    container_port: Option<u16>,
+    path: PathSource,
+    forwarding: HeaderForwarding,
+    cache: Option<DecisionCache>,
+    policy: FailurePolicy,
+    timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    warn: WarnLimiter,
+}
+
+/// A query ready to send, or an answer known without asking.
+enum Plan {
+    Known(bool),
+    Ask(Box<Query>),
+}
+
+struct Query {
+    url: Url,
+    headers: HeaderMap,
+    cache_key: Option<Vec<u8>>,
+    dropped: usize,
+}
+
+impl Client {
+    /// A client configured from `TELEPRESENCE_API_PORT`, `TELEPRESENCE_API_HOST`
+    /// and `TELEPRESENCE_INTERCEPT_ID`, with default settings.
+    ///
+    /// Port unset, empty or `0` gives a disabled client. Any other invalid
+    /// value is an [`ErrorKind::Config`] error naming the variable and value.
+    pub fn from_env() -> Result<Self, Error> {
+        ClientBuilder::from_env()?.build()
+    }
+
+    /// A builder with nothing configured: without an API address it builds a
+    /// disabled client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client that never asks anything and consumes everything, as when
+    /// Telepresence is absent.
+    pub fn disabled() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                api: None,
+                intercept_id: String::new(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Whether there is an API to ask.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.api.is_some()
+    }
+
+    /// The intercept ID (empty in the cluster).
+    pub fn intercept_id(&self) -> &str {
+        &self.shared.intercept_id
+    }
+
+    /// Whether this is a workstation: it has an intercept ID.
+    pub fn is_workstation(&self) -> bool {
+        !self.shared.intercept_id.is_empty()
+    }
+
+    /// The API's base URL, when enabled.
+    pub fn api_url(&self) -> Option<&Url> {
+        self.shared.api.as_ref().map(|api| &api.base)
+    }
+
+    /// The consumer group to join: `base` in the cluster, `base-<intercept id>`
+    /// on a workstation (the ID reduced to `[A-Za-z0-9._-]`).
+    ///
+    /// The workstation must read every message, so it needs a group of its
+    /// own; in the cluster's group Kafka would give it only some partitions.
+    ///
+    /// ```
+    /// let tp = telepresence_kafka::Client::builder().intercept_id("4b16:echo").build()?;
+    /// assert_eq!(tp.group_id("orders"), "orders-4b16-echo");
+    /// # Ok::<(), telepresence_kafka::Error>(())
+    /// ```
+    pub fn group_id(&self, base: &str) -> String {
+        group::group_id(base, &self.shared.intercept_id)
+    }
+
+    /// The counters so far, shared by every clone.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Whether this side should process `msg`.
+    ///
+    /// On the workstation: whether the intercept matches it. In the cluster:
+    /// whether no intercept does. Disabled: `true` at once. When the API fails,
+    /// the [`FailurePolicy`] decides (by default: `true` in the cluster, `false`
+    /// on a workstation); only [`FailurePolicy::Fail`] returns the error.
+    ///
+    /// The future borrows only the client, not the message.
+    pub fn should_consume<M: KafkaMessage + ?Sized>(
+        &self,
+        msg: &M,
+    ) -> impl Future<Output = Result<bool, Error>> + Send + '_ {
+        let plan = self.plan(Endpoint::ConsumeHere, msg);
+        self.consume_here(plan)
+    }
+
+    /// What `/intercept-info` says about `msg`: whether it is intercepted, by
+    /// which side's API, and the intercept's metadata.
+    ///
+    /// Errors are returned as they are (the failure policy is for decisions);
+    /// a disabled client gives [`ErrorKind::NotConfigured`].
+    pub fn intercept_info<M: KafkaMessage + ?Sized>(
+        &self,
+        msg: &M,
+    ) -> impl Future<Output = Result<InterceptInfo, Error>> + Send + '_ {
+        let plan = self.plan(Endpoint::InterceptInfo, msg);
+        async move {
+            let api = self.api()?;
+            let Plan::Ask(query) = plan else {
+                unreachable!("intercept-info is never cached")
+            };
+            let Query {
+                url,
+                headers,
+                dropped,
+                ..
+            } = *query;
+            Counters::add(&self.shared.counters.dropped_headers, dropped as u64);
+            let (status, body) = self.send(api, url, headers).await.inspect_err(|_| {
+                Counters::add(&self.shared.counters.errors, 1);
+            })?;
+            wire::intercept_info(status, &body).inspect_err(|_| {
+                Counters::add(&self.shared.counters.errors, 1);
+            })
+        }
+    }
+
+    /// Checks that the API answers `/healthz` with a success status.
+    pub async fn healthz(&self) -> Result<(), Error> {
+        let api = self.api()?;
+        let (status, body) = self
+            .send(api, api.healthz.clone(), HeaderMap::new())
+            .await?;
+        wire::check_status(status, &body)
+    }
+
+    fn api(&self) -> Result<&Api, Error> {
+        self.shared.api.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotConfigured,
+                format!(
+                    "not running under Telepresence ({} is unset, empty or 0)",
+                    env::API_PORT_ENV
+                ),
+            )
+        })
+    }
+
+    /// Everything that needs the message, done before the first await.
+    fn plan<M: KafkaMessage + ?Sized>(&self, endpoint: Endpoint, msg: &M) -> Plan {
+        let Some(api) = &self.shared.api else {
+            return Plan::Known(true);
+        };
+        let pairs: HeaderPairs<'_> = msg.headers().collect();
+        let view = MessageView {
+            topic: msg.topic(),
+            headers: &pairs,
+        };
+        let path = match msg.path() {
+            Some(path) => Some(Cow::Borrowed(path)),
+            None => api.path.resolve(&view),
+        };
+        let cache_key = match (&api.cache, endpoint) {
+            (Some(cache), Endpoint::ConsumeHere) => {
+                let key = cache.key(path.as_deref(), &pairs);
+                if let Some(answer) = cache.get(&key) {
+                    Counters::add(&self.shared.counters.cache_hits, 1);
+                    return Plan::Known(answer);
+                }
+                Some(key)
+            }
+            _ => None,
+        };
+        let mut url = match endpoint {
+            Endpoint::ConsumeHere => api.consume_here.clone(),
+            Endpoint::InterceptInfo => api.intercept_info.clone(),
+        };
+        let path = path.filter(|p| !p.is_empty());
+        if path.is_some() || api.container_port.is_some() {
+            let mut query = form_urlencoded::Serializer::new(String::with_capacity(64));
+            if let Some(path) = &path {
+                query.append_pair("path", path);
+            }
+            if let Some(port) = api.container_port {
+                query.append_pair("containerPort", &port.to_string());
+            }
+            url.set_query(Some(&query.finish()));
+        }
+        let mut forwarded = Forwarded {
+            headers: HeaderMap::with_capacity(pairs.len() + 1),
+            dropped: 0,
+        };
+        forwarded
+            .headers
+            .insert(CALLER_INTERCEPT_ID_HEADER, api.caller.clone());
+        api.forwarding
+            .forward_into(pairs.iter().copied(), &mut forwarded);
+        Plan::Ask(Box::new(Query {
+            url,
+            headers: forwarded.headers,
+            cache_key,
+            dropped: forwarded.dropped,
+        }))
+    }
+
+    async fn consume_here(&self, plan: Plan) -> Result<bool, Error> {
+        let counters = &self.shared.counters;
+        let (api, query) = match (plan, &self.shared.api) {
+            (Plan::Ask(query), Some(api)) => (api, *query),
+            (Plan::Known(answer), _) => {
+                counters.decided(answer);
+                return Ok(answer);
+            }
+            (Plan::Ask(_), None) => unreachable!("only an enabled client plans a query"),
+        };
+        let Query {
+            url,
+            headers,
+            cache_key,
+            dropped,
+        } = query;
+        Counters::add(&counters.dropped_headers, dropped as u64);
+        let span = tracing::debug_span!(
+            "telepresence_decision",
+            url = %url,
+            answer = tracing::field::Empty,
+            fallback = tracing::field::Empty,
+        );
+        let result = async {
+            let (status, body) = self.send(api, url, headers).await?;
+            wire::consume_here(status, &body)
+        }
+        .instrument(span.clone())
+        .await;
+        let answer = match result {
+            Ok(answer) => {
+                if let (Some(cache), Some(key)) = (&api.cache, cache_key) {
+                    cache.insert(key, answer);
+                }
+                answer
+            }
+            Err(error) => {
+                Counters::add(&counters.errors, 1);
+                let Some(answer) = api.policy.fallback(self.is_workstation()) else {
+                    return Err(error);
+                };
+                Counters::add(&counters.fallbacks, 1);
+                span.record("fallback", true);
+                api.warn.fallback(&error, answer);
+                answer
+            }
+        };
+        span.record("answer", answer);
+        counters.decided(answer);
+        Ok(answer)
+    }
+
+    /// Sends a GET, retrying connection errors, within the call's timeout.
+    async fn send(&self, api: &Api, url: Url, headers: HeaderMap) -> Result<(u16, Bytes), Error> {
+        let counters = &self.shared.counters;
+        let attempts = async {
+            let mut request = reqwest::Request::new(Method::GET, url.clone());
+            *request.headers_mut() = headers;
+            let mut retry = 0;
+            loop {
+                let next = (retry < api.retries).then(|| request.try_clone()).flatten();
+                Counters::add(&counters.requests, 1);
+                match api.http.execute(request).await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body = response
+                            .bytes()
+                            .await
+                            .map_err(|e| transport_error(&url, e))?;
+                        return Ok((status, body));
+                    }
+                    Err(error) if is_retryable(&error) && next.is_some() => {
+                        tracing::debug!(%error, retry, "retrying the Telepresence API");
+                        Counters::add(&counters.retries, 1);
+                        let wait = api.backoff.saturating_mul(1 << retry.min(10));
+                        tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+                        retry += 1;
+                        request = next.expect("checked above");
+                    }
+                    Err(error) => return Err(transport_error(&url, error)),
+                }
+            }
+        };
+        match tokio::time::timeout(api.timeout, attempts).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no answer from {url} within {:?}", api.timeout),
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("api", &self.api_url().map(Url::as_str))
+            .field("intercept_id", &self.shared.intercept_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The queries are idempotent, so any failure to get an answer over a
+/// connection may be retried; a timeout is not (the whole call is bounded).
+fn is_retryable(error: &reqwest::Error) -> bool {
+    error.is_connect() || error.is_request()
+}
+
+fn transport_error(url: &Url, error: reqwest::Error) -> Error {
+    let mut message = format!("cannot reach the Telepresence API at {url}");
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Connect
+    };
+    Error::new(kind, message).with_source(error)
+}
+
+/// Where the API is, before it is checked.
+#[derive(Clone, Debug, Default)]
+enum Target {
+    #[default]
+    Unset,
+    Disabled,
+    Url(String),
+    HostPort(String, u16),
+    Resolved(Url),
+}
+
+/// Configures a [`Client`]. Start from [`Client::builder`] or
+/// [`ClientBuilder::from_env`].
+///
+/// ```
+/// use std::time::Duration;
+/// use telepresence_kafka::{Client, FailurePolicy};
+///
+/// let tp = Client::builder()
+///     .api_url("http://localhost:9980")
+///     .intercept_id("4b1658c3:orders")
+///     .container_port(8080)
+///     .path_from_topic()
+///     .timeout(Duration::from_millis(500))
+///     .failure_policy(FailurePolicy::Fail)
+///     .deny_headers(["authorization"])
+///     .build()?;
+/// assert!(tp.is_enabled());
+/// # Ok::<(), telepresence_kafka::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ClientBuilder {
+    target: Target,
+    intercept_id: String,
+    container_port: Option<u16>,
+    path: PathSource,
+    connect_timeout: Duration,
+    timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    policy: FailurePolicy,
+    forwarding: HeaderForwarding,
+    cache: Option<(Duration, Vec<String>)>,
+    cache_capacity: usize,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            target: Target::Unset,
+            intercept_id: String::new(),
+            container_port: None,
+            path: PathSource::None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            backoff: DEFAULT_RETRY_BACKOFF,
+            policy: FailurePolicy::Auto,
+            forwarding: HeaderForwarding::default(),
+            cache: None,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// A builder holding what the process environment says (see
+    /// [`Client::from_env`]); the other settings can then be changed.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_vars(|name| std::env::var_os(name))
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
+    pub fn from_env_vars(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, Error> {
+        let EnvSettings { api, intercept_id } = env::read(lookup)?;
+        Ok(Self {
+            target: api.map_or(Target::Disabled, Target::Resolved),
+            intercept_id,
+            ..Self::default()
+        })
+    }
+
+    /// The API's base URL, e.g. `http://localhost:9980`.
+    pub fn api_url(mut self, url: impl Into<String>) -> Self {
+        self.target = Target::Url(url.into());
+        self
+    }
+
+    /// The API's host and port (port 0: disabled). The host may be a name or
+    /// an IP address; empty means `localhost`.
+    pub fn host_port(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.target = if port == 0 {
+            Target::Disabled
+        } else {
+            Target::HostPort(host.into(), port)
+        };
+        self
+    }
+
+    /// No API: a disabled client.
+    pub fn disabled(mut self) -> Self {
+        self.target = Target::Disabled;
+        self
+    }
+
+    /// The intercept ID sent as `x-telepresence-caller-intercept-id` (empty:
+    /// the cluster side).
+    pub fn intercept_id(mut self, id: impl Into<String>) -> Self {
+        self.intercept_id = id.into();
+        self
+    }
+
+    /// Sends `containerPort` with every query; needed when the workload has
+    /// intercepts on several ports.
+    pub fn container_port(mut self, port: u16) -> Self {
+        self.container_port = (port != 0).then_some(port);
+        self
+    }
+
+    /// Where the `path` parameter comes from.
+    pub fn path(mut self, source: PathSource) -> Self {
+        self.path = source;
+        self
+    }
+
+    /// The same path for every message.
+    pub fn fixed_path(self, path: impl Into<String>) -> Self {
+        self.path(PathSource::Fixed(path.into()))
+    }
+
+    /// The message's topic as the path.
+    pub fn path_from_topic(self) -> Self {
+        self.path(PathSource::Topic)
+    }
+
+    /// The first value of this header as the path.
+    pub fn path_from_header(self, name: impl Into<String>) -> Self {
+        self.path(PathSource::Header(name.into()))
+    }
+
+    /// A path computed from each message.
+    pub fn path_with<F>(self, f: F) -> Self
+    where
+        F: Fn(&MessageView<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.path(PathSource::Custom(Arc::new(f)))
+    }
+
+    /// Bound on opening one connection (default 500 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Bound on a whole call, retries included (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retries after a connection error (default 3).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Wait before the first retry (default 25 ms); doubles each time, up to 1 s.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// What a decision becomes when the API fails (default [`FailurePolicy::Auto`]).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The header forwarding rules, whole.
+    pub fn header_forwarding(mut self, rules: HeaderForwarding) -> Self {
+        self.forwarding = rules;
+        self
+    }
+
+    /// Forwards only these headers (case-insensitive).
+    pub fn allow_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.forwarding = self.forwarding.allow(names);
+        self
+    }
+
+    /// Never forwards these headers (case-insensitive).
+    pub fn deny_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.forwarding = self.forwarding.deny(names);
+        self
+    }
+
+    /// Forwards at most this many bytes of header names and values.
+    pub fn max_header_bytes(mut self, max: usize) -> Self {
+        self.forwarding = self.forwarding.max_bytes(max);
+        self
+    }
+
+    /// Caches `/consume-here` answers for `ttl`, keyed by the path and the
+    /// first values of `routing_headers`; only those headers are then
+    /// forwarded. Off by default. Pick a TTL shorter than the time you would
+    /// accept old answers after an intercept starts or ends.
+    pub fn decision_cache<I, S>(mut self, ttl: Duration, routing_headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let names = routing_headers
+            .into_iter()
+            .map(|n| n.as_ref().to_ascii_lowercase())
+            .collect();
+        self.cache = Some((ttl, names));
+        self
+    }
+
+    /// How many answers the cache holds (default 10 000).
+    pub fn decision_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        env::validate_intercept_id(&self.intercept_id).map_err(|reason| {
+            Error::config(format!("intercept ID {:?}: {reason}", self.intercept_id))
+        })?;
+        self.forwarding.validate().map_err(Error::config)?;
+        let base = match self.target {
+            Target::Unset | Target::Disabled => None,
+            Target::Resolved(url) => Some(url),
+            Target::HostPort(host, port) => Some(
+                env::api_url(&host, port)
+                    .map_err(|reason| Error::config(format!("API host {host:?}: {reason}")))?,
+            ),
+            Target::Url(url) => Some(parse_api_url(&url)?),
+        };
+        let Some(base) = base else {
+            return Ok(Client {
+                shared: Arc::new(Shared {
+                    api: None,
+                    intercept_id: self.intercept_id,
+                    counters: Counters::default(),
+                }),
+            });
+        };
+        let cache = match self.cache {
+            None => None,
+            Some((ttl, routing)) => {
+                let forwarding = HeaderForwarding::default().allow(&routing);
+                forwarding
+                    .validate()
+                    .map_err(|e| Error::config(format!("decision cache routing headers: {e}")))?;
+                Some(DecisionCache::new(ttl, self.cache_capacity, routing))
+            }
+        };
+        // With a cache, only the routing headers may reach the server, or the
+        // answer could depend on something the key leaves out.
+        let forwarding = match &cache {
+            None => self.forwarding,
+            Some(cache) => {
+                let allowed = cache.routing_headers().iter().filter(|name| {
+                    self.forwarding
+                        .allowed()
+                        .is_none_or(|list| list.contains(name))
+                });
+                self.forwarding.clone().allow(allowed)
+            }
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| {
+                Error::config(format!("cannot build the HTTP client: {e}")).with_source(e)
+            })?;
+        let join = |path: &str| base.join(path).expect("a relative path joins any base URL");
+        let api = Api {
+            http,
+            consume_here: join("consume-here"),
+            intercept_info: join("intercept-info"),
+            healthz: join("healthz"),
+            base,
+            caller: HeaderValue::from_str(&self.intercept_id).expect("validated above"),
+            container_port: self.container_port,
+            path: self.path,
+            forwarding,
+            cache,
+            policy: self.policy,
+            timeout: self.timeout,
+            retries: self.retries,
+            backoff: self.backoff,
+            warn: WarnLimiter::new(WARN_INTERVAL),
+        };
+        Ok(Client {
+            shared: Arc::new(Shared {
+                api: Some(api),
+                intercept_id: self.intercept_id,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Builds a [`blocking::Client`](crate::blocking::Client).
+    #[cfg(feature = "blocking")]
+    pub fn build_blocking(self) -> Result<crate::blocking::Client, Error> {
+        crate::blocking::Client::new(self.build()?)
+    }
+}
+
+/// `http://host:port` with an optional trailing slash or base path.
+fn parse_api_url(text: &str) -> Result<Url, Error> {
+    let bad = |reason: &str| Error::config(format!("API URL {text:?}: {reason}"));
+    let mut url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "http" {
+        return Err(bad(
+            "only http:// is supported (the Telepresence API has no TLS)",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("a base URL has no query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_are_checked_and_normalised() {
+        assert_eq!(
+            parse_api_url("http://localhost:9980").unwrap().as_str(),
+            "http://localhost:9980/"
+        );
+        assert_eq!(
+            parse_api_url("http://h:1/base").unwrap().as_str(),
+            "http://h:1/base/"
+        );
+        for (text, reason) in [
+            ("localhost:9980", "only http://"),
+            ("https://h:1", "only http://"),
+            ("http://h:1/?x=1", "no query"),
+            ("nonsense", "relative URL without a base"),
+        ] {
+            let err = parse_api_url(text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config);
+            assert!(err.to_string().contains(reason), "{text}: {err}");
+            assert!(
+                err.to_string().starts_with(&format!("API URL {text:?}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_builder_values_are_config_errors_naming_them() {
+        let err = Client::builder().intercept_id("a\rb").build().unwrap_err();
+        assert!(
+            err.to_string().starts_with("intercept ID \"a\\rb\""),
+            "{err}"
+        );
+        let err = Client::builder()
+            .allow_headers(["x y"])
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("`x y`"), "{err}");
+        let err = Client::builder().host_port("a b", 1).build().unwrap_err();
+        assert!(err.to_string().starts_with("API host \"a b\""), "{err}");
+        let err = Client::builder()
+            .api_url("http://h:1")
+            .decision_cache(Duration::from_secs(1), ["bad name"])
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("decision cache routing headers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_an_api_the_client_is_disabled() {
+        assert!(!Client::builder().build().unwrap().is_enabled());
+        assert!(
+            !Client::builder()
+                .host_port("h", 0)
+                .build()
+                .unwrap()
+                .is_enabled()
+        );
+        assert!(!Client::disabled().is_enabled());
+        let env = ClientBuilder::from_env_vars(|_| None)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert!(!env.is_enabled());
+    }
+
+    #[test]
+    fn paths_come_from_the_configured_source() {
+        let headers: &[(&str, Option<&[u8]>)] = &[("x-path", Some(b"/h")), ("x-path", Some(b"/2"))];
+        let view = MessageView {
+            topic: Some("orders"),
+            headers,
+        };
+        let resolve = |source: PathSource| source.resolve(&view).map(Cow::into_owned);
+        assert_eq!(resolve(PathSource::None), None);
+        assert_eq!(resolve(PathSource::Fixed("/f".into())), Some("/f".into()));
+        assert_eq!(resolve(PathSource::Topic), Some("orders".into()));
+        assert_eq!(
+            resolve(PathSource::Header("X-Path".into())),
+            Some("/h".into())
+        );
+        assert_eq!(resolve(PathSource::Header("missing".into())), None);
+        let custom = PathSource::Custom(Arc::new(|v: &MessageView<'_>| {
+            v.topic().map(|t| format!("/{t}"))
+        }));
+        assert_eq!(resolve(custom), Some("/orders".into()));
+    }
+
+    #[test]
+    fn the_client_is_cheap_to_clone_and_shareable() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Client>();
+    }
+}

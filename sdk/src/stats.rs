@@ -1,0 +1,68 @@
+//! Counters of what a client decided and why.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a client's counters, shared by all its clones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Decisions to process a message here (fallbacks included).
+    pub consumed: u64,
+    /// Decisions to leave a message to the other side (fallbacks included).
+    pub skipped: u64,
+    /// Calls that failed (before any fallback was applied).
+    pub errors: u64,
+    /// Decisions taken by the failure policy instead of the API.
+    pub fallbacks: u64,
+    /// Decisions answered from the cache.
+    pub cache_hits: u64,
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// Retries after connection errors.
+    pub retries: u64,
+    /// Kafka headers left out of requests.
+    pub dropped_headers: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) consumed: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) dropped_headers: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn decided(&self, consume: bool) {
+        Self::add(
+            if consume {
+                &self.consumed
+            } else {
+                &self.skipped
+            },
+            1,
+        );
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            consumed: get(&self.consumed),
+            skipped: get(&self.skipped),
+            errors: get(&self.errors),
+            fallbacks: get(&self.fallbacks),
+            cache_hits: get(&self.cache_hits),
+            requests: get(&self.requests),
+            retries: get(&self.retries),
+            dropped_headers: get(&self.dropped_headers),
+        }
+    }
+}

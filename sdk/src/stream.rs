@@ -1,0 +1,393 @@
+//! Filtering a consumer's message stream, with offsets that never lose a message.
+//!
+//! [`Client::filter_stream`] wraps a consumer's stream: it asks the API about
+//! up to N messages at once, yields only the messages this side must process,
+//! in their original order, and stores offsets (`enable.auto.offset.store`
+//! must be `false`) so that a commit moves past skipped messages but never
+//! past a message that was handed out and not yet [`done`](Filtered::done).
+//!
+//! Per partition it keeps the offsets handed out and not yet done, and the
+//! highest offset finished (skipped or done). The offset it stores is the
+//! lowest one still pending, or the highest finished plus one when none is:
+//! everything below it was processed or deliberately skipped.
+
+use std::collections::{BTreeSet, HashMap};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{Client, Error};
+
+/// How many decisions the stream adapter runs at once unless told otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// Something that stores offsets for the next commit: rdkafka's consumers.
+pub trait OffsetStore: Send + Sync {
+    /// Stores these offsets (each the next offset to read) for the next commit.
+    fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()>;
+}
+
+impl<C, R> OffsetStore for StreamConsumer<C, R>
+where
+    C: ConsumerContext + 'static,
+    Self: Send + Sync,
+{
+    fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::store_offsets(self, offsets)
+    }
+}
+
+impl<C> OffsetStore for BaseConsumer<C>
+where
+    C: ConsumerContext + 'static,
+    Self: Send + Sync,
+{
+    fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::store_offsets(self, offsets)
+    }
+}
+
+impl Client {
+    /// Filters a [`StreamConsumer`]'s messages: see [`Filtered`].
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+    ///
+    /// # async fn run(consumer: StreamConsumer) -> Result<(), telepresence_kafka::Error> {
+    /// // consumer created with enable.auto.offset.store=false
+    /// let tp = telepresence_kafka::Client::from_env()?;
+    /// let mut messages = tp.filter_stream(&consumer, 32);
+    /// while let Some(message) = messages.next().await {
+    ///     let message = message?;
+    ///     // ... process it ...
+    ///     messages.done(&message)?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn filter_stream<'a, C, R>(
+        &'a self,
+        consumer: &'a StreamConsumer<C, R>,
+        concurrency: usize,
+    ) -> Filtered<'a, BorrowedMessage<'a>>
+    where
+        C: ConsumerContext + 'static,
+        R: rdkafka::util::AsyncRuntime,
+        StreamConsumer<C, R>: Send + Sync,
+    {
+        self.filter_messages(consumer, consumer.stream(), concurrency)
+    }
+
+    /// Filters any stream of messages, storing offsets through `store`
+    /// (normally the consumer the messages come from).
+    pub fn filter_messages<'a, S, M>(
+        &'a self,
+        store: &'a dyn OffsetStore,
+        messages: S,
+        concurrency: usize,
+    ) -> Filtered<'a, M>
+    where
+        S: Stream<Item = KafkaResult<M>> + Send + 'a,
+        M: Message + Send + 'a,
+    {
+        let decisions = messages
+            .map(move |received| async move {
+                match received {
+                    Ok(message) => {
+                        let decision = self.should_consume(&message).await;
+                        Decided::Message(message, decision)
+                    }
+                    Err(error) => Decided::Kafka(error),
+                }
+            })
+            .buffered(concurrency.max(1))
+            .boxed();
+        Filtered {
+            decisions,
+            offsets: Offsets {
+                store,
+                tracker: Arc::default(),
+            },
+        }
+    }
+}
+
+enum Decided<M> {
+    Message(M, Result<bool, Error>),
+    Kafka(KafkaError),
+}
+
+/// A consumer's messages, only those this side must process, in order.
+///
+/// Yields `Ok(message)` for each message to process, and `Err` for a Kafka
+/// error or a decision that failed under [`FailurePolicy::Fail`](crate::FailurePolicy::Fail).
+/// A failed message is never handed out and its partition's stored offset
+/// stays below it, so a commit cannot move past it.
+///
+/// Call [`done`](Self::done) (or [`Offsets::done`]) once a message is
+/// processed: that stores its offset, and the offsets of the skipped messages
+/// after it.
+pub struct Filtered<'a, M> {
+    decisions: BoxStream<'a, Decided<M>>,
+    offsets: Offsets<'a>,
+}
+
+impl<'a, M: Message> Filtered<'a, M> {
+    /// Marks a message handed out by this stream as processed, and stores
+    /// the offset up to which everything is processed or skipped.
+    pub fn done(&self, message: &M) -> Result<(), Error> {
+        self.offsets.done(message)
+    }
+
+    /// A handle to mark messages done from elsewhere (concurrent processing).
+    pub fn offsets(&self) -> Offsets<'a> {
+        self.offsets.clone()
+    }
+}
+
+impl<M: Message> Stream for Filtered<'_, M> {
+    type Item = Result<M, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let decided = match self.decisions.poll_next_unpin(cx) {
+                Poll::Ready(Some(decided)) => decided,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            let (message, decision) = match decided {
+                Decided::Kafka(error) => return Poll::Ready(Some(Err(error.into()))),
+                Decided::Message(message, decision) => (message, decision),
+            };
+            let at = Position::of(&message);
+            match decision {
+                Ok(true) => {
+                    self.offsets.tracker.lock().handed_out(&at);
+                    return Poll::Ready(Some(Ok(message)));
+                }
+                Ok(false) => self.offsets.skipped(&at),
+                Err(error) => {
+                    // Pending forever: no stored offset will pass it.
+                    self.offsets.tracker.lock().handed_out(&at);
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+        }
+    }
+}
+
+/// Marks messages done and stores offsets; cheap to clone.
+#[derive(Clone)]
+pub struct Offsets<'a> {
+    store: &'a dyn OffsetStore,
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl Offsets<'_> {
+    /// Marks a handed-out message as processed and stores what became safe.
+    /// A message that was not handed out by the stream is ignored.
+    pub fn done<M: Message>(&self, message: &M) -> Result<(), Error> {
+        let at = Position::of(message);
+        let mut tracker = self.tracker.lock();
+        match tracker.done(&at) {
+            Some(next) => store(self.store, &at, next),
+            None => Ok(()),
+        }
+    }
+
+    fn skipped(&self, at: &Position<'_>) {
+        let mut tracker = self.tracker.lock();
+        if let Some(next) = tracker.skipped(at)
+            && let Err(error) = store(self.store, at, next)
+        {
+            tracing::warn!(%error, topic = at.topic, partition = at.partition, "cannot store the offset of a skipped message");
+        }
+    }
+}
+
+/// Stores `next` (the next offset to read) for one partition. A partition
+/// that was revoked meanwhile cannot take it, which is fine: its new owner
+/// starts from the last commit.
+fn store(store: &dyn OffsetStore, at: &Position<'_>, next: i64) -> Result<(), Error> {
+    let mut list = TopicPartitionList::with_capacity(1);
+    list.add_partition_offset(at.topic, at.partition, Offset::Offset(next))?;
+    match store.store_offsets(&list) {
+        Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
+            tracing::debug!(
+                topic = at.topic,
+                partition = at.partition,
+                next,
+                "partition no longer assigned; offset not stored"
+            );
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+struct Position<'m> {
+    topic: &'m str,
+    partition: i32,
+    offset: i64,
+}
+
+impl<'m> Position<'m> {
+    fn of<M: Message>(message: &'m M) -> Self {
+        Self {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tracker {
+    topics: HashMap<String, HashMap<i32, Partition>>,
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    /// Handed out, not yet done.
+    pending: BTreeSet<i64>,
+    /// The highest offset skipped or done.
+    finished: Option<i64>,
+    /// The next offset last stored.
+    stored: Option<i64>,
+}
+
+impl Partition {
+    fn highest_seen(&self) -> Option<i64> {
+        self.finished.max(self.pending.last().copied())
+    }
+
+    /// The next offset up to which everything is finished, if it moved.
+    fn advance(&mut self) -> Option<i64> {
+        let next = match self.pending.first() {
+            Some(&first) => first,
+            None => self.finished? + 1,
+        };
+        if self.stored.is_some_and(|stored| stored >= next) {
+            return None;
+        }
+        self.stored = Some(next);
+        Some(next)
+    }
+}
+
+impl Tracker {
+    /// The partition's state for a newly received message. A message at or
+    /// below what was already seen means the partition was rewound (a
+    /// rebalance or a seek): what was tracked no longer applies.
+    fn receive(&mut self, at: &Position<'_>) -> &mut Partition {
+        if !self.topics.contains_key(at.topic) {
+            self.topics.insert(at.topic.to_owned(), HashMap::new());
+        }
+        let partitions = self.topics.get_mut(at.topic).expect("inserted above");
+        let partition = partitions.entry(at.partition).or_default();
+        if partition
+            .highest_seen()
+            .is_some_and(|seen| at.offset <= seen)
+        {
+            *partition = Partition::default();
+        }
+        partition
+    }
+
+    fn handed_out(&mut self, at: &Position<'_>) {
+        self.receive(at).pending.insert(at.offset);
+    }
+
+    fn skipped(&mut self, at: &Position<'_>) -> Option<i64> {
+        let partition = self.receive(at);
+        partition.finished = partition.finished.max(Some(at.offset));
+        partition.advance()
+    }
+
+    fn done(&mut self, at: &Position<'_>) -> Option<i64> {
+        let partition = self.topics.get_mut(at.topic)?.get_mut(&at.partition)?;
+        if !partition.pending.remove(&at.offset) {
+            return None;
+        }
+        partition.finished = partition.finished.max(Some(at.offset));
+        partition.advance()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(partition: i32, offset: i64) -> Position<'static> {
+        Position {
+            topic: "t",
+            partition,
+            offset,
+        }
+    }
+
+    #[test]
+    fn skipped_messages_advance_the_offset_when_nothing_is_pending() {
+        let mut t = Tracker::default();
+        assert_eq!(t.skipped(&at(0, 0)), Some(1));
+        assert_eq!(t.skipped(&at(0, 1)), Some(2));
+        assert_eq!(t.skipped(&at(1, 7)), Some(8), "partitions are separate");
+    }
+
+    #[test]
+    fn a_pending_message_holds_the_offset_until_it_is_done() {
+        let mut t = Tracker::default();
+        t.handed_out(&at(0, 5));
+        assert_eq!(t.skipped(&at(0, 6)), Some(5), "never past 5");
+        assert_eq!(t.skipped(&at(0, 7)), None, "still 5");
+        assert_eq!(t.done(&at(0, 5)), Some(8), "5 done, 6 and 7 skipped");
+    }
+
+    #[test]
+    fn out_of_order_acknowledgements_store_only_the_contiguous_part() {
+        let mut t = Tracker::default();
+        for offset in 10..14 {
+            t.handed_out(&at(0, offset));
+        }
+        assert_eq!(t.done(&at(0, 12)), Some(10));
+        assert_eq!(t.done(&at(0, 11)), None);
+        assert_eq!(t.done(&at(0, 10)), Some(13));
+        assert_eq!(t.done(&at(0, 13)), Some(14));
+    }
+
+    #[test]
+    fn unknown_or_repeated_acknowledgements_are_ignored() {
+        let mut t = Tracker::default();
+        assert_eq!(t.done(&at(0, 3)), None);
+        t.handed_out(&at(0, 3));
+        assert_eq!(t.done(&at(0, 3)), Some(4));
+        assert_eq!(t.done(&at(0, 3)), None);
+    }
+
+    #[test]
+    fn a_failed_message_blocks_its_partition_forever() {
+        let mut t = Tracker::default();
+        t.handed_out(&at(0, 4)); // a failed decision is tracked like this
+        assert_eq!(t.skipped(&at(0, 5)), Some(4));
+        assert_eq!(t.skipped(&at(0, 6)), None);
+        assert_eq!(t.skipped(&at(1, 0)), Some(1), "other partitions go on");
+    }
+
+    #[test]
+    fn a_rewound_partition_starts_over() {
+        let mut t = Tracker::default();
+        t.handed_out(&at(0, 5));
+        assert_eq!(t.skipped(&at(0, 6)), Some(5));
+        // Redelivered from 5 after a rebalance.
+        assert_eq!(t.skipped(&at(0, 5)), Some(6));
+        assert_eq!(t.done(&at(0, 5)), None, "the old hand-out is forgotten");
+    }
+}

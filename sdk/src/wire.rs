@@ -1,0 +1,207 @@
+//! Reading the API's answers, in every Telepresence version's wire format.
+//!
+//! 2.25+ sends `true`; 2.5 to 2.24 send `true\n`; 2.4 sends `true` as
+//! `text/plain`. Errors are JSON `{"error": ...}` or plain text. So: ignore
+//! the content type, trim white space, read JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+
+/// The longest excerpt of a body quoted in an error.
+const EXCERPT: usize = 200;
+
+/// What `/intercept-info` says about a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterceptInfo {
+    /// Whether an intercept matches the message.
+    pub intercepted: bool,
+    /// Whether the answer comes from the workstation (the user daemon)
+    /// rather than the pod (the traffic-agent).
+    pub client_side: bool,
+    /// The matching intercept's metadata (`--http-meta`); empty when none.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The `/consume-here` answer.
+pub(crate) fn consume_here(status: u16, body: &[u8]) -> Result<bool, Error> {
+    check_status(status, body)?;
+    match body.trim_ascii() {
+        b"true" => Ok(true),
+        b"false" => Ok(false),
+        _ => Err(bad_answer("a JSON boolean", body)),
+    }
+}
+
+/// The `/intercept-info` answer.
+pub(crate) fn intercept_info(status: u16, body: &[u8]) -> Result<InterceptInfo, Error> {
+    check_status(status, body)?;
+    serde_json::from_slice(body.trim_ascii())
+        .map_err(|e| bad_answer("an intercept-info JSON object", body).with_source(e))
+}
+
+/// Any `2xx` is fine; anything else is an error carrying the server's text.
+pub(crate) fn check_status(status: u16, body: &[u8]) -> Result<(), Error> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    Err(Error::http_status(status, server_message(status, body)))
+}
+
+/// The `error` field of a JSON body, or the body as text, or the status's reason.
+fn server_message(status: u16, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct JsonError {
+        error: String,
+    }
+    let body = body.trim_ascii();
+    if let Ok(JsonError { error }) = serde_json::from_slice(body) {
+        return error;
+    }
+    if body.is_empty() {
+        return http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("no reason given")
+            .to_owned();
+    }
+    excerpt(body)
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    match text.char_indices().nth(EXCERPT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.into_owned(),
+    }
+}
+
+fn bad_answer(expected: &str, body: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::BadAnswer,
+        format!(
+            "expected {expected} from the Telepresence API, got {:?}",
+            excerpt(body)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_in_every_wire_format() {
+        for (body, answer) in [
+            (&b"true"[..], true),
+            (b"false", false),
+            (b"true\n", true),
+            (b"false\n", false),
+            (b"  true\r\n", true),
+        ] {
+            assert_eq!(consume_here(200, body).unwrap(), answer, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_a_bad_answer() {
+        for body in [
+            &b""[..],
+            b"yes",
+            b"1",
+            b"\"true\"",
+            b"True",
+            b"{\"x\":1}",
+            b"true false",
+            b"\xff",
+        ] {
+            let err = consume_here(200, body).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadAnswer, "{body:?}");
+            assert!(
+                err.to_string().starts_with("expected a JSON boolean"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn intercept_info_reads_every_version_and_ignores_unknown_fields() {
+        let info = intercept_info(
+            200,
+            br#"{"intercepted":true,"clientSide":true,"metadata":{"a":"b"},"future":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            info,
+            InterceptInfo {
+                intercepted: true,
+                client_side: true,
+                metadata: [("a".to_owned(), "b".to_owned())].into(),
+            }
+        );
+        let info = intercept_info(200, b"{\"intercepted\":false,\"clientSide\":false}\n").unwrap();
+        assert_eq!(info, InterceptInfo::default());
+    }
+
+    #[test]
+    fn malformed_intercept_info_is_a_bad_answer() {
+        for body in [
+            &b"true"[..],
+            b"{}",
+            b"{\"intercepted\":true}",
+            b"{\"intercepted\":\"yes\",\"clientSide\":true}",
+            b"{\"intercepted\":true,\"clientSide\":true,\"metadata\":{\"a\":1}}",
+            // The documentation once printed this; the server never sends it.
+            b"{intercepted: true}",
+        ] {
+            let err = intercept_info(200, body).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadAnswer, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_status_and_the_servers_text() {
+        let cases = [
+            (
+                400,
+                &br#"{"error":"containerPort: bad"}"#[..],
+                "containerPort: bad",
+            ),
+            (
+                400,
+                b"{\"error\":\"containerPort: bad\"}\n",
+                "containerPort: bad",
+            ),
+            (400, b"containerPort: bad\n", "containerPort: bad"),
+            (500, b"", "Internal Server Error"),
+            (503, b"{\"message\":\"x\"}", "{\"message\":\"x\"}"),
+            (404, b"404 page not found\n", "404 page not found"),
+        ];
+        for (status, body, text) in cases {
+            for result in [
+                consume_here(status, body).map(drop),
+                intercept_info(status, body).map(drop),
+            ] {
+                let err = result.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Status);
+                assert_eq!(err.status(), Some(status));
+                assert_eq!(err.server_message(), Some(text));
+                assert_eq!(
+                    err.to_string(),
+                    format!("the Telepresence API answered {status}: {text}")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_bodies_are_cut_short_in_messages() {
+        let body = "x".repeat(1000);
+        let err = check_status(500, body.as_bytes()).unwrap_err();
+        assert_eq!(err.server_message().unwrap().len(), EXCERPT + 3);
+    }
+}

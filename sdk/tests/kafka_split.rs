@@ -1,0 +1,394 @@
+//! The whole point, against a real Kafka-protocol broker (librdkafka's mock
+//! cluster, in-process): a cluster consumer and a workstation consumer, each
+//! in its own group with the stream adapter, split a topic exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use telepresence_kafka::{Client, ErrorKind, FailurePolicy};
+use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
+
+const TOPIC: &str = "orders";
+const PARTITIONS: i32 = 3;
+const ID: &str = "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:orders";
+/// Bounds every wait on the broker; none is a fixed sleep.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The mock cluster lives on a thread of its own (it is neither `Send` nor
+/// `Sync`) until this is dropped.
+struct Broker {
+    bootstrap: String,
+    _stop: mpsc::Sender<()>,
+}
+
+fn start_broker() -> Broker {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let cluster = MockCluster::new(1).expect("mock cluster starts");
+        cluster
+            .create_topic(TOPIC, PARTITIONS, 1)
+            .expect("topic created");
+        ready_tx.send(cluster.bootstrap_servers()).unwrap();
+        let _ = stop_rx.recv(); // returns when the sender is dropped
+    });
+    Broker {
+        bootstrap: ready_rx.recv().unwrap(),
+        _stop: stop_tx,
+    }
+}
+
+/// Who each message is for: a third are alice's, in every partition.
+fn developer(id: usize) -> Option<&'static str> {
+    match (id / PARTITIONS as usize) % 3 {
+        0 => Some("alice"),
+        1 => Some("bob"),
+        _ => None,
+    }
+}
+
+/// Produces `count` messages with ids `first..`, returning where each landed.
+async fn produce(broker: &Broker, first: usize, count: usize) -> BTreeMap<usize, (i32, i64)> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .unwrap();
+    let mut landed = BTreeMap::new();
+    for id in first..first + count {
+        let payload = id.to_string();
+        let path = format!("/orders/{id}");
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "x-id",
+                value: Some(payload.as_str()),
+            })
+            .insert(Header {
+                key: "x-path",
+                value: Some(path.as_str()),
+            });
+        if let Some(dev) = developer(id) {
+            headers = headers.insert(Header {
+                key: "x-dev",
+                value: Some(dev),
+            });
+        }
+        let record = FutureRecord::<(), _>::to(TOPIC)
+            .payload(&payload)
+            .partition(id as i32 % PARTITIONS)
+            .headers(headers);
+        let (partition, offset) = producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .map(|delivery| (delivery.partition, delivery.offset))
+            .expect("delivered");
+        landed.insert(id, (partition, offset));
+    }
+    landed
+}
+
+fn consumer(broker: &Broker, group: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", group)
+        // The next-generation protocol: no initial rebalance delay in the mock.
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    consumer
+}
+
+fn intercept() -> Intercept {
+    Intercept::new(ID)
+        .header("x-dev", "alice")
+        .path_prefix("/orders/")
+        .metadata("owner", "alice")
+}
+
+async fn api(side: Side) -> MockServer {
+    MockServer::builder()
+        .side(side)
+        .intercept(intercept())
+        .start()
+        .await
+        .unwrap()
+}
+
+fn sdk(server: &MockServer, policy: FailurePolicy) -> Client {
+    let env = server.env();
+    Client::builder()
+        .api_url(server.url())
+        .intercept_id(env.intercept_id)
+        .path_from_header("x-path")
+        .failure_policy(policy)
+        .build()
+        .unwrap()
+}
+
+/// The committed offset of every partition, once the group has one for each.
+fn committed(consumer: &StreamConsumer) -> BTreeMap<i32, i64> {
+    let mut list = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        list.add_partition(TOPIC, partition);
+    }
+    consumer
+        .committed_offsets(list, Duration::from_secs(5))
+        .map(|list| {
+            list.elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((e.partition(), o)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads through the stream adapter until the committed offsets reach `end`
+/// on every partition, and returns the ids of the messages it processed.
+///
+/// Like a consumer that works on several messages at once, it holds up to
+/// eight handed-out messages before marking the oldest done, and marks the
+/// rest done on every check. Each check commits and asserts that no
+/// partition's committed offset is past a message still held.
+async fn drain(consumer: &StreamConsumer, tp: &Client, end: &BTreeMap<i32, i64>) -> Vec<usize> {
+    let mut processed = Vec::new();
+    let mut messages = tp.filter_stream(consumer, 16);
+    let mut held = std::collections::VecDeque::new();
+    let mut check = tokio::time::interval(Duration::from_millis(50));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let message = message.expect("the stream does not end").expect("no error");
+                processed.push(id_of(&message));
+                held.push_back(message);
+                if held.len() > 8 {
+                    messages.done(&held.pop_front().unwrap()).unwrap();
+                }
+            }
+            _ = check.tick() => {
+                let _ = consumer.commit_consumer_state(CommitMode::Sync);
+                let committed = committed(consumer);
+                for message in &held {
+                    let at = committed.get(&message.partition()).copied().unwrap_or(0);
+                    assert!(at <= message.offset(), "committed {at} past held {}/{}", message.partition(), message.offset());
+                }
+                if committed == *end && held.is_empty() {
+                    return processed;
+                }
+                for message in held.drain(..) {
+                    messages.done(&message).unwrap();
+                }
+                assert!(tokio::time::Instant::now() < deadline, "not drained: {committed:?} of {end:?}");
+            }
+        }
+    }
+}
+
+/// The next offset of every partition after `landed`.
+fn ends(landed: &BTreeMap<usize, (i32, i64)>) -> BTreeMap<i32, i64> {
+    let mut end = BTreeMap::new();
+    for &(partition, offset) in landed.values() {
+        let next = end.entry(partition).or_insert(0);
+        *next = (*next).max(offset + 1);
+    }
+    end
+}
+
+/// The first message of each partition a fresh consumer of `group` receives.
+async fn first_per_partition(broker: &Broker, group: &str) -> BTreeMap<i32, i64> {
+    let consumer = consumer(broker, group);
+    let mut first = BTreeMap::new();
+    tokio::time::timeout(PATIENCE, async {
+        while first.len() < PARTITIONS as usize {
+            let message = consumer.recv().await.unwrap();
+            first.entry(message.partition()).or_insert(message.offset());
+        }
+    })
+    .await
+    .expect("a message on every partition");
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_and_the_workstation_split_a_topic_exactly_once() {
+    let broker = start_broker();
+    let landed = produce(&broker, 0, 900).await;
+    let end = ends(&landed);
+    let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
+    let (cluster_tp, workstation_tp) = (
+        sdk(&pod, FailurePolicy::Fail),
+        sdk(&workstation, FailurePolicy::Fail),
+    );
+    let cluster_group = cluster_tp.group_id("orders");
+    let workstation_group = workstation_tp.group_id("orders");
+    assert_eq!(cluster_group, "orders");
+    assert_ne!(workstation_group, cluster_group);
+
+    let (cluster_consumer, workstation_consumer) = (
+        consumer(&broker, &cluster_group),
+        consumer(&broker, &workstation_group),
+    );
+    let (by_cluster, by_workstation) = tokio::join!(
+        drain(&cluster_consumer, &cluster_tp, &end),
+        drain(&workstation_consumer, &workstation_tp, &end),
+    );
+    drop((cluster_consumer, workstation_consumer));
+
+    let cluster: BTreeSet<usize> = by_cluster.iter().copied().collect();
+    let workstation: BTreeSet<usize> = by_workstation.iter().copied().collect();
+    assert_eq!(
+        cluster.len(),
+        by_cluster.len(),
+        "the cluster processed nothing twice"
+    );
+    assert_eq!(
+        workstation.len(),
+        by_workstation.len(),
+        "the workstation processed nothing twice"
+    );
+    assert!(
+        cluster.is_disjoint(&workstation),
+        "no message processed on both sides"
+    );
+    let all: BTreeSet<usize> = landed.keys().copied().collect();
+    assert_eq!(&cluster | &workstation, all, "every message processed");
+    let alices: BTreeSet<usize> = all
+        .iter()
+        .copied()
+        .filter(|&id| developer(id) == Some("alice"))
+        .collect();
+    assert_eq!(
+        workstation, alices,
+        "the workstation processed exactly alice's messages"
+    );
+
+    // Restarted, each group resumes after everything: new messages come first.
+    let sentinels = produce(&broker, 900, PARTITIONS as usize).await;
+    let expected: BTreeMap<i32, i64> = sentinels.values().copied().collect();
+    assert_eq!(first_per_partition(&broker, &cluster_group).await, expected);
+    assert_eq!(
+        first_per_partition(&broker, &workstation_group).await,
+        expected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message() {
+    let broker = start_broker();
+    let landed = produce(&broker, 0, 90).await;
+    let workstation = api(Side::Client).await;
+    let tp = sdk(&workstation, FailurePolicy::Fail);
+    let group = tp.group_id("orders");
+    // The 20th decision fails.
+    workstation
+        .inject(
+            Fault::status(500)
+                .after(19)
+                .times(1)
+                .endpoint("/consume-here"),
+        )
+        .unwrap();
+
+    let consumer = consumer(&broker, &group);
+    let mut first_run = BTreeSet::new();
+    {
+        // A careless consumer: it logs the failure and reads on to the end
+        // of the topic. The failed message must still hold its partition back.
+        let mut messages = tp.filter_stream(&consumer, 4);
+        let mut failures = 0;
+        let mut check = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            tokio::select! {
+                message = messages.next() => match message.expect("the stream does not end") {
+                    Ok(message) => {
+                        first_run.insert(id_of(&message));
+                        messages.done(&message).unwrap();
+                    }
+                    Err(error) => {
+                        assert_eq!(error.kind(), ErrorKind::Status, "{error}");
+                        failures += 1;
+                    }
+                },
+                _ = check.tick() => {
+                    if consumed_here(&workstation) == landed.len() {
+                        break;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "every message decided");
+                }
+            }
+        }
+        assert_eq!(failures, 1);
+    }
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    let failed: usize = workstation
+        .journal()
+        .iter()
+        .find(|e| e.fault.is_some())
+        .and_then(|e| e.header("x-id")?.parse().ok())
+        .expect("the failed request is journaled with its message's id");
+    let (partition, offset) = landed[&failed];
+    let committed_after_failure = committed(&consumer);
+    assert!(
+        committed_after_failure
+            .get(&partition)
+            .is_none_or(|&c| c <= offset),
+        "committed {committed_after_failure:?} moved past the failed message at {partition}/{offset}"
+    );
+    drop(consumer);
+
+    // Restarted with a healthy API, the rest is processed, the failed
+    // message included. Only what the careless consumer processed after the
+    // failure, in the failed message's partition, comes again.
+    let consumer = self::consumer(&broker, &group);
+    let second_run: BTreeSet<usize> = drain(&consumer, &tp, &ends(&landed))
+        .await
+        .into_iter()
+        .collect();
+    for id in first_run.intersection(&second_run) {
+        let (p, o) = landed[id];
+        assert!(
+            p == partition && o > offset,
+            "{id} at {p}/{o} processed twice"
+        );
+    }
+    let alices: BTreeSet<usize> = landed
+        .keys()
+        .copied()
+        .filter(|&id| developer(id) == Some("alice"))
+        .collect();
+    assert_eq!(&first_run | &second_run, alices, "nothing lost");
+    if developer(failed) == Some("alice") {
+        assert!(second_run.contains(&failed));
+    }
+}
+
+/// How many `/consume-here` requests the server answered.
+fn consumed_here(server: &MockServer) -> usize {
+    server
+        .journal()
+        .iter()
+        .filter(|e| e.endpoint == "/consume-here")
+        .count()
+}
+
+fn id_of(message: &impl Message) -> usize {
+    std::str::from_utf8(message.payload().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
