@@ -153,32 +153,29 @@ async fn a_server_that_is_not_started_under_each_policy() {
 }
 
 #[tokio::test]
-async fn a_server_restarted_mid_stream() {
+async fn a_server_restarted_mid_stream_under_each_policy() {
     let first = mock(Side::Client).await;
     let address = first.address();
-    for policy in [FailurePolicy::Auto, FailurePolicy::Fail] {
-        let tp = client(&first.url(), ID, policy);
+    // Clients that have talked to the first server and hold its connections.
+    let clients: Vec<(FailurePolicy, Client)> = POLICIES
+        .iter()
+        .map(|&policy| (policy, client(&first.url(), ID, policy)))
+        .collect();
+    for (policy, tp) in &clients {
         assert!(
             tp.should_consume(&alice()).await.unwrap(),
             "{policy:?}: before"
         );
     }
-    let auto = client(&first.url(), ID, FailurePolicy::Auto);
-    let fail = client(&first.url(), ID, FailurePolicy::Fail);
-    assert!(auto.should_consume(&alice()).await.unwrap());
-    assert!(fail.should_consume(&alice()).await.unwrap());
     first.shutdown().await;
 
-    assert!(
-        !auto.should_consume(&alice()).await.unwrap(),
-        "down: the workstation skips"
-    );
-    assert!(
-        fail.should_consume(&alice())
-            .await
-            .unwrap_err()
-            .is_connect()
-    );
+    for (policy, tp) in &clients {
+        let result = tp.should_consume(&alice()).await;
+        match expected(*policy, true) {
+            None => assert!(result.unwrap_err().is_connect(), "{policy:?}: down"),
+            Some(answer) => assert_eq!(result.unwrap(), answer, "{policy:?}: down"),
+        }
+    }
 
     let second = MockServer::builder()
         .listen(address.to_string())
@@ -186,13 +183,18 @@ async fn a_server_restarted_mid_stream() {
         .start()
         .await
         .unwrap();
-    assert!(
-        auto.should_consume(&alice()).await.unwrap(),
-        "back: real answers again"
-    );
-    assert!(fail.should_consume(&alice()).await.unwrap());
-    assert_eq!(second.journal().len(), 2);
-    assert_eq!(auto.stats().fallbacks, 1);
+    for (policy, tp) in &clients {
+        assert!(
+            tp.should_consume(&alice()).await.unwrap(),
+            "{policy:?}: back, real answers again"
+        );
+        let stats = tp.stats();
+        assert_eq!(
+            (stats.errors, stats.consumed + stats.skipped),
+            (1, 2 + u64::from(*policy != FailurePolicy::Fail))
+        );
+    }
+    assert_eq!(second.journal().len(), clients.len());
 }
 
 #[tokio::test]

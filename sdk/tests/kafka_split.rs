@@ -377,6 +377,54 @@ async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message
     }
 }
 
+/// The crate's quick start, as written: one decision per message, every
+/// offset committed. Stops after `count` messages.
+async fn quick_start_loop(consumer: &StreamConsumer, tp: &Client, count: usize) -> BTreeSet<usize> {
+    let mut processed = BTreeSet::new();
+    for _ in 0..count {
+        let msg = tokio::time::timeout(PATIENCE, consumer.recv())
+            .await
+            .expect("a message")
+            .unwrap();
+        if tp.should_consume(&msg).await.unwrap() {
+            processed.insert(id_of(&msg));
+        }
+        consumer.commit_message(&msg, CommitMode::Async).unwrap();
+    }
+    processed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_start_loop_processes_each_sides_share() {
+    let broker = start_broker();
+    let landed = produce(&broker, 0, 60).await;
+    let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
+    let (cluster_tp, workstation_tp) = (
+        sdk(&pod, FailurePolicy::Auto),
+        sdk(&workstation, FailurePolicy::Auto),
+    );
+    let (cluster_consumer, workstation_consumer) = (
+        consumer(&broker, &cluster_tp.group_id("orders")),
+        consumer(&broker, &workstation_tp.group_id("orders")),
+    );
+    let (cluster, workstation) = tokio::join!(
+        quick_start_loop(&cluster_consumer, &cluster_tp, landed.len()),
+        quick_start_loop(&workstation_consumer, &workstation_tp, landed.len()),
+    );
+    let alices: BTreeSet<usize> = landed
+        .keys()
+        .copied()
+        .filter(|&id| developer(id) == Some("alice"))
+        .collect();
+    let others: BTreeSet<usize> = landed
+        .keys()
+        .copied()
+        .filter(|id| !alices.contains(id))
+        .collect();
+    assert_eq!(workstation, alices);
+    assert_eq!(cluster, others);
+}
+
 /// How many `/consume-here` requests the server answered.
 fn consumed_here(server: &MockServer) -> usize {
     server

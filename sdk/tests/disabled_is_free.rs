@@ -1,0 +1,96 @@
+//! Without Telepresence the decision must cost nothing but a branch: no
+//! allocation, no I/O. Counted with an allocator that tallies this thread's
+//! allocations.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+use telepresence_kafka::{Client, ClientBuilder, HeaderList};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Polls once: a disabled decision must be ready at once, without a runtime.
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a disabled client must answer without waiting"),
+    }
+}
+
+#[test]
+fn a_disabled_decision_allocates_nothing_and_answers_at_once() {
+    let tp = ClientBuilder::from_env_vars(|_| None)
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(!tp.is_enabled());
+    let headers: &[(&str, Option<&[u8]>)] = &[
+        ("x-dev", Some(b"alice")),
+        ("traceparent", Some(b"00-1-2-01")),
+    ];
+    let listed = HeaderList::new(headers).topic("orders");
+    let message = OwnedMessage::new(
+        Some(b"payload".to_vec()),
+        None,
+        "orders".into(),
+        Timestamp::NotAvailable,
+        0,
+        0,
+        Some(OwnedHeaders::new().insert(Header {
+            key: "x-dev",
+            value: Some("alice"),
+        })),
+    );
+
+    let before = allocations();
+    let probe = std::hint::black_box(vec![1u8; 16]);
+    assert_eq!(allocations() - before, 1, "the counter counts");
+    drop(probe);
+
+    let before = allocations();
+    for _ in 0..1000 {
+        assert!(ready(tp.should_consume(&listed)).unwrap());
+        assert!(ready(tp.should_consume(&message)).unwrap());
+    }
+    assert_eq!(
+        allocations() - before,
+        0,
+        "allocations on the disabled path"
+    );
+    assert_eq!(tp.stats().consumed, 2000);
+    assert_eq!(tp.stats().requests, 0);
+}
+
+#[test]
+fn the_disabled_client_is_the_same_from_every_constructor() {
+    for tp in [Client::disabled(), Client::builder().build().unwrap()] {
+        let before = allocations();
+        assert!(ready(tp.should_consume(&HeaderList::default())).unwrap());
+        assert_eq!(allocations() - before, 0);
+    }
+}
