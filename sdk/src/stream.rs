@@ -116,6 +116,7 @@ impl Client {
                 store,
                 tracker: Arc::default(),
             },
+            progress: Progress::default(),
         }
     }
 }
@@ -138,6 +139,26 @@ enum Decided<M> {
 pub struct Filtered<'a, M> {
     decisions: BoxStream<'a, Decided<M>>,
     offsets: Offsets<'a>,
+    progress: Progress,
+}
+
+/// How many messages a [`Filtered`] stream has let through so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Messages handed out to be processed here.
+    pub handed_out: u64,
+    /// Messages skipped (left to the other side), offsets stored.
+    pub skipped: u64,
+    /// Messages whose decision failed, yielded as errors.
+    pub failed: u64,
+}
+
+impl Progress {
+    /// Every message the stream has dealt with.
+    pub fn total(&self) -> u64 {
+        self.handed_out + self.skipped + self.failed
+    }
 }
 
 impl<'a, M: Message> Filtered<'a, M> {
@@ -150,6 +171,13 @@ impl<'a, M: Message> Filtered<'a, M> {
     /// A handle to mark messages done from elsewhere (concurrent processing).
     pub fn offsets(&self) -> Offsets<'a> {
         self.offsets.clone()
+    }
+
+    /// How many messages went through so far. Unlike the client's
+    /// [`stats`](Client::stats), which count decisions as they complete, this
+    /// counts messages as the stream lets them out, in order.
+    pub fn progress(&self) -> Progress {
+        self.progress
     }
 }
 
@@ -171,12 +199,17 @@ impl<M: Message> Stream for Filtered<'_, M> {
             match decision {
                 Ok(true) => {
                     self.offsets.tracker.lock().handed_out(&at);
+                    self.progress.handed_out += 1;
                     return Poll::Ready(Some(Ok(message)));
                 }
-                Ok(false) => self.offsets.skipped(&at),
+                Ok(false) => {
+                    self.offsets.skipped(&at);
+                    self.progress.skipped += 1;
+                }
                 Err(error) => {
                     // Pending forever: no stored offset will pass it.
                     self.offsets.tracker.lock().handed_out(&at);
+                    self.progress.failed += 1;
                     return Poll::Ready(Some(Err(error)));
                 }
             }

@@ -1,0 +1,135 @@
+//! A Kafka consumer that cooperates with Telepresence intercepts.
+//!
+//! The same binary runs in the pod and on a workstation under an intercept:
+//! Telepresence's environment (`TELEPRESENCE_API_PORT`, `TELEPRESENCE_API_HOST`,
+//! `TELEPRESENCE_INTERCEPT_ID`) tells the SDK which side it is on; without it,
+//! every message is processed as usual.
+//!
+//! Configuration, from the environment:
+//! - `KAFKA_BROKERS` (default `localhost:9092`), `KAFKA_TOPIC` (`orders`),
+//!   `KAFKA_GROUP` (`orders`; on a workstation the intercept ID is appended);
+//! - `KAFKA_OPTIONS`: extra librdkafka settings, `key=value,key=value`;
+//! - `KAFKA_MAX_MESSAGES`: stop after this many decisions (default: never).
+//!
+//! Ctrl-C or SIGTERM stops it: the message in hand is finished, what was
+//! handled is committed, and it exits.
+//!
+//! ```sh
+//! KAFKA_BROKERS=localhost:9092 cargo run -p telepresence-kafka-examples --bin consumer
+//! ```
+
+use std::io::Write;
+use std::pin::pin;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use telepresence_kafka::Client;
+use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let tp = Client::from_env().context("reading Telepresence's environment")?;
+    let topic = env_or("KAFKA_TOPIC", "orders");
+    let group = tp.group_id(&env_or("KAFKA_GROUP", "orders"));
+    let max_messages: Option<u64> = match std::env::var("KAFKA_MAX_MESSAGES") {
+        Ok(n) => Some(n.parse().context("KAFKA_MAX_MESSAGES")?),
+        Err(_) => None,
+    };
+    tracing::info!(
+        telepresence = tp.is_enabled(),
+        side = if tp.is_workstation() { "workstation" } else { "cluster" },
+        %group,
+        %topic,
+        "starting"
+    );
+
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "bootstrap.servers",
+            env_or("KAFKA_BROKERS", "localhost:9092"),
+        )
+        .set("group.id", &group)
+        .set("auto.offset.reset", "earliest")
+        // The stream adapter stores offsets itself, only for messages that are
+        // done or deliberately skipped; commits then never lose a message.
+        .set("enable.auto.offset.store", "false");
+    apply_kafka_options(&mut config)?;
+    let consumer: StreamConsumer = config.create().context("creating the consumer")?;
+    consumer.subscribe(&[&topic])?;
+
+    let mut messages = tp.filter_stream(&consumer, 32);
+    let mut shutdown = pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("shutting down");
+                break;
+            }
+            next = messages.next() => match next {
+                None => break,
+                Some(Err(error)) => tracing::error!(%error, "cannot receive or decide a message"),
+                Some(Ok(message)) => {
+                    handle(&message);
+                    messages.done(&message)?;
+                }
+            },
+        }
+        let stats = tp.stats();
+        if max_messages.is_some_and(|max| stats.consumed + stats.skipped >= max) {
+            break;
+        }
+    }
+    drop(messages);
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(())
+        | Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => {}
+        Err(error) => return Err(error).context("committing"),
+    }
+    let stats = tp.stats();
+    tracing::info!(
+        processed = stats.consumed,
+        skipped = stats.skipped,
+        fallbacks = stats.fallbacks,
+        "done"
+    );
+    Ok(())
+}
+
+/// The work: here, one line per message on stdout (a closed stdout is no
+/// reason to stop consuming).
+fn handle(message: &impl Message) {
+    let developer = message
+        .headers()
+        .and_then(|headers| headers.iter().find(|h| h.key == "x-dev"))
+        .and_then(|header| header.value)
+        .map(String::from_utf8_lossy);
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "processed {}/{}@{} x-dev={} payload={}",
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        developer.as_deref().unwrap_or("-"),
+        message
+            .payload()
+            .map(String::from_utf8_lossy)
+            .as_deref()
+            .unwrap_or(""),
+    );
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

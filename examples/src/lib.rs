@@ -1,0 +1,91 @@
+//! Small helpers the example programs share; each program in `src/bin/`
+//! is otherwise complete on its own.
+
+use std::sync::mpsc;
+
+use anyhow::Context;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+
+/// An in-process Kafka: librdkafka's mock cluster, on a thread of its own
+/// (it is neither `Send` nor `Sync`), with one topic, alive until dropped.
+///
+/// Other processes can reach it at [`bootstrap`](Self::bootstrap) on
+/// loopback. Consumers should set `group.protocol=consumer`: with the classic
+/// protocol the mock delays a new group's first assignment by seconds.
+pub struct EmbeddedKafka {
+    /// The bootstrap servers, `127.0.0.1:PORT`.
+    pub bootstrap: String,
+    _stop: mpsc::Sender<()>,
+}
+
+impl EmbeddedKafka {
+    /// Starts a one-broker cluster with `topic` of `partitions` partitions.
+    pub fn start(topic: &str, partitions: i32) -> anyhow::Result<Self> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let topic = topic.to_owned();
+        std::thread::spawn(move || {
+            let started = MockCluster::new(1).and_then(|cluster| {
+                cluster.create_topic(&topic, partitions, 1)?;
+                Ok(cluster)
+            });
+            match started {
+                Ok(cluster) => {
+                    let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                    // Returns when the sender is dropped with this value.
+                    let _ = stop_rx.recv();
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                }
+            }
+        });
+        let bootstrap = ready_rx.recv()?.context("starting the in-process Kafka")?;
+        Ok(Self {
+            bootstrap,
+            _stop: stop_tx,
+        })
+    }
+}
+
+/// The value of an environment variable, or `default` when unset or empty.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Applies `KAFKA_OPTIONS` (`key=value,key=value`, librdkafka settings) to
+/// `config`, for settings the examples do not set themselves, such as
+/// `group.protocol=consumer` or security options.
+pub fn apply_kafka_options(config: &mut ClientConfig) -> anyhow::Result<()> {
+    let options = env_or("KAFKA_OPTIONS", "");
+    for option in options.split(',').filter(|o| !o.trim().is_empty()) {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("KAFKA_OPTIONS: `{option}` is not key=value"))?;
+        config.set(key.trim(), value.trim());
+    }
+    Ok(())
+}
+
+/// Parses `KEY=VALUE`, for `--header` flags.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,317 @@
+//! Every example program, run as a user would run it, against embedded parts:
+//! an in-process Kafka and in-process mock API servers.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use telepresence_kafka_examples::EmbeddedKafka;
+use telepresence_mock_server::{Intercept, MockServer, Side};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const TOPIC: &str = "orders";
+const ID: &str = "demo:orders";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn developer(id: usize) -> &'static str {
+    if id % 3 == 0 { "alice" } else { "bob" }
+}
+
+async fn produce(kafka: &EmbeddedKafka, count: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .create()
+        .unwrap();
+    for id in 0..count {
+        let payload = id.to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "x-dev",
+            value: Some(developer(id)),
+        });
+        let record = FutureRecord::<(), _>::to(TOPIC)
+            .payload(&payload)
+            .headers(headers);
+        producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+async fn api(side: Side) -> MockServer {
+    MockServer::builder()
+        .side(side)
+        .intercept(
+            Intercept::new(ID)
+                .header("x-dev", "alice")
+                .metadata("owner", "alice"),
+        )
+        .start()
+        .await
+        .unwrap()
+}
+
+/// An example binary with the environment a consumer gets from `server`
+/// (none when `None`) and from Kafka.
+fn example(name: &str, server: Option<&MockServer>, kafka: Option<&EmbeddedKafka>) -> Command {
+    let path = match name {
+        "demo" => env!("CARGO_BIN_EXE_demo"),
+        "consumer" => env!("CARGO_BIN_EXE_consumer"),
+        "blocking_consumer" => env!("CARGO_BIN_EXE_blocking_consumer"),
+        "producer" => env!("CARGO_BIN_EXE_producer"),
+        "intercept_info" => env!("CARGO_BIN_EXE_intercept_info"),
+        other => panic!("no example {other}"),
+    };
+    let mut command = Command::new(path);
+    command.kill_on_drop(true);
+    for name in [
+        "TELEPRESENCE_API_PORT",
+        "TELEPRESENCE_API_HOST",
+        "TELEPRESENCE_INTERCEPT_ID",
+    ] {
+        command.env_remove(name);
+    }
+    if let Some(server) = server {
+        command.envs(server.env().vars());
+    }
+    if let Some(kafka) = kafka {
+        command
+            .env("KAFKA_BROKERS", &kafka.bootstrap)
+            .env("KAFKA_TOPIC", TOPIC)
+            .env("KAFKA_GROUP", "orders")
+            .env("KAFKA_OPTIONS", "group.protocol=consumer");
+    }
+    command
+}
+
+/// The payloads of the `processed ...` lines, read until `expected` of them.
+async fn read_processed(child: &mut Child, expected: usize) -> BTreeSet<usize> {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut processed = BTreeSet::new();
+    while processed.len() < expected {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("the example makes progress")
+            .unwrap()
+            .expect("the example is still running");
+        let payload = line.rsplit("payload=").next().unwrap();
+        processed.insert(payload.parse().unwrap());
+    }
+    processed
+}
+
+fn ids(count: usize, dev: &str) -> BTreeSet<usize> {
+    (0..count).filter(|&id| developer(id) == dev).collect()
+}
+
+#[tokio::test]
+async fn the_demo_splits_exactly_on_embedded_defaults() {
+    let output = tokio::time::timeout(PATIENCE, example("demo", None, None).output())
+        .await
+        .expect("the demo finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("overlap (must be 0)                        0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("missing (must be 0)                        0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the split is exact"), "{stdout}");
+}
+
+#[tokio::test]
+async fn the_consumer_example_runs_unchanged_on_both_sides_and_commits_on_sigterm() {
+    let kafka = EmbeddedKafka::start(TOPIC, 3).unwrap();
+    produce(&kafka, 30).await;
+    let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
+    let mut in_pod = example("consumer", Some(&pod), Some(&kafka))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut on_workstation = example("consumer", Some(&workstation), Some(&kafka))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (by_pod, by_workstation) = tokio::join!(
+        read_processed(&mut in_pod, ids(30, "bob").len()),
+        read_processed(&mut on_workstation, ids(30, "alice").len()),
+    );
+    assert_eq!(by_pod, ids(30, "bob"));
+    assert_eq!(by_workstation, ids(30, "alice"));
+
+    for mut child in [in_pod, on_workstation] {
+        let pid = child.id().unwrap().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = tokio::time::timeout(PATIENCE, child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+
+    // What each side handled was committed: restarted, they have nothing left.
+    for (group, side) in [
+        ("orders".to_owned(), "pod"),
+        (format!("orders-{}", ID.replace(':', "-")), "workstation"),
+    ] {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka.bootstrap)
+            .set("group.id", &group)
+            .create()
+            .unwrap();
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for p in 0..3 {
+            partitions.add_partition(TOPIC, p);
+        }
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(5))
+            .unwrap();
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                other => panic!(
+                    "{side}: partition {} has no committed offset: {other:?}",
+                    e.partition()
+                ),
+            })
+            .sum();
+        assert_eq!(total, 30, "{side} committed every offset");
+    }
+}
+
+#[tokio::test]
+async fn the_blocking_consumer_example_processes_its_share() {
+    let kafka = EmbeddedKafka::start(TOPIC, 2).unwrap();
+    produce(&kafka, 30).await;
+    let workstation = api(Side::Client).await;
+    let mut child = example("blocking_consumer", Some(&workstation), Some(&kafka))
+        .env("KAFKA_MAX_MESSAGES", "30")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let processed = read_processed(&mut child, ids(30, "alice").len()).await;
+    assert_eq!(processed, ids(30, "alice"));
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "stops by itself after 30 decisions");
+}
+
+#[tokio::test]
+async fn the_producer_example_writes_the_headers_it_is_given() {
+    let kafka = EmbeddedKafka::start(TOPIC, 1).unwrap();
+    let output = example("producer", None, Some(&kafka))
+        .args([
+            "--count",
+            "3",
+            "--header",
+            "x-dev=alice",
+            "--header",
+            "x-team=core",
+            "--path",
+            "/orders/new",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "produced 3 messages to orders\n"
+    );
+
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("group.id", "check")
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    for n in 0..3 {
+        let message = tokio::time::timeout(PATIENCE, consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.payload(), Some(format!("message {n}").as_bytes()));
+        let headers: Vec<(String, String)> = message
+            .headers()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    String::from_utf8_lossy(h.value.unwrap()).into_owned(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("x-dev", "alice"),
+            ("x-team", "core"),
+            ("x-path", "/orders/new"),
+        ];
+        assert_eq!(headers, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    }
+}
+
+#[tokio::test]
+async fn the_intercept_info_example_routes_by_metadata() {
+    let workstation = api(Side::Client).await;
+    let output = example("intercept_info", Some(&workstation), None)
+        .args(["--header", "x-dev=alice"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "intercepted: true (asked the workstation side)\nmetadata: owner=alice\nroute: work.alice\n"
+    );
+
+    let output = example("intercept_info", Some(&workstation), None)
+        .args(["--header", "x-dev=bob"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "intercepted: false (asked the workstation side)\nroute: work.default\n"
+    );
+
+    let output = example("intercept_info", None, None)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "not under Telepresence: every message is processed here, untagged\n"
+    );
+}
