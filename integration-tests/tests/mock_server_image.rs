@@ -63,6 +63,7 @@ async fn the_container_serves_the_worked_example_from_its_config_variable() {
         "metadata": {"a": "b", "b": "c"}}]}"#;
     let container = image()
         .with_env_var("TELEPRESENCE_MOCK_CONFIG", config)
+        .with_env_var("TELEPRESENCE_MOCK_ADMIN_TOKEN", "test-token")
         .start()
         .await
         .expect("the mock server container starts");
@@ -87,7 +88,16 @@ async fn the_container_serves_the_worked_example_from_its_config_variable() {
             r#"{"intercepted":true,"clientSide":true,"metadata":{"a":"b","b":"c"}}"#.to_owned()
         )
     );
-    let journal: serde_json::Value = reqwest::get(format!("{url}/_mock/journal"))
+    let unauthorized = reqwest::get(format!("{url}/_mock/journal")).await.unwrap();
+    assert_eq!(
+        unauthorized.status(),
+        401,
+        "the container listens beyond loopback: the admin API needs the token"
+    );
+    let journal: serde_json::Value = reqwest::Client::new()
+        .get(format!("{url}/_mock/journal"))
+        .bearer_auth("test-token")
+        .send()
         .await
         .unwrap()
         .text()

@@ -66,16 +66,32 @@ impl App {
     }
 }
 
-/// The Telepresence endpoints, any method; with `admin`, the `/_mock/` API too.
-pub(crate) fn router(app: Arc<App>, admin: bool) -> Router {
-    let mut router = Router::new()
+/// Who may use the `/_mock/` admin API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AdminAccess {
+    /// Not served: the paths are Go's 404s like any other.
+    Off,
+    /// Anyone who reaches the port.
+    Open,
+    /// Requests with `Authorization: Bearer <token>`.
+    Token(Arc<str>),
+}
+
+/// The Telepresence endpoints, any method, and the admin API as allowed.
+pub(crate) fn router(app: Arc<App>, access: &AdminAccess) -> Router {
+    let router = Router::new()
         .route("/healthz", any(api::healthz))
         .route("/consume-here", any(api::consume_here))
         .route("/intercept-info", any(api::intercept_info));
-    if admin {
-        router = router
-            .nest("/_mock", admin::router())
-            .route("/_mock/", axum::routing::get(admin::status));
-    }
+    let admin = Router::new()
+        .nest("/_mock", admin::router())
+        .route("/_mock/", axum::routing::get(admin::status));
+    let router = match access {
+        AdminAccess::Off => router,
+        AdminAccess::Open => router.merge(admin),
+        AdminAccess::Token(token) => router.merge(admin.layer(
+            axum::middleware::from_fn_with_state(token.clone(), admin::require_token),
+        )),
+    };
     router.fallback(api::not_found).with_state(app)
 }

@@ -91,6 +91,21 @@ pub struct Args {
     /// Do not serve the /_mock/ admin API
     #[arg(long)]
     pub no_admin: bool,
+
+    /// Token the admin API requires (Authorization: Bearer TOKEN). Listening
+    /// beyond loopback without one, a token is generated and logged
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TELEPRESENCE_MOCK_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Serve the admin API without a token even beyond loopback (anyone who
+    /// reaches the port can change the intercepts)
+    #[arg(long, conflicts_with = "admin_token")]
+    pub no_admin_auth: bool,
 }
 
 /// One `--http-header` value.
@@ -187,22 +202,38 @@ impl Args {
             (Some(list), false) => list.clone(),
             _ => vec![self.intercept()],
         };
-        let listen = match &self.listen {
-            Some(listen) => {
-                resolve_listen(listen).map_err(|e| {
-                    ConfigError::invalid(&ConfigOrigin::CommandLine, format!("listen: {e}"))
-                })?;
-                listen.clone()
+        // The file's address was checked when the file was read.
+        let listen = self
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let address = resolve_listen(&listen).map_err(|e| {
+            ConfigError::invalid(&ConfigOrigin::CommandLine, format!("listen: {e}"))
+        })?;
+        let token = match (&self.admin_token, self.no_admin_auth) {
+            (Some(token), _) if token.is_empty() => {
+                return Err(ConfigError::invalid(
+                    &ConfigOrigin::CommandLine,
+                    "admin token: must not be empty",
+                ));
             }
-            None => file.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            (Some(token), _) => Some(token.clone()),
+            (None, false) if !address.ip().is_loopback() => {
+                Some(uuid::Uuid::new_v4().simple().to_string())
+            }
+            (None, _) => None,
         };
-        let builder = MockServer::builder()
+        let mut builder = MockServer::builder()
             .listen(listen)
             .side(self.side.or(file.side).unwrap_or_default())
             .wire(self.wire.or(file.wire).unwrap_or_default())
             .intercepts(intercepts.clone())
             .journal_capacity(self.journal_capacity)
             .admin(!self.no_admin);
+        if let Some(token) = token {
+            builder = builder.admin_token(token);
+        }
         // Validate now, so that the error names the command line rather than
         // surfacing later as a start failure.
         crate::decision::InterceptSet::new(&intercepts)
@@ -246,7 +277,7 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        announce(&server, !args.no_admin);
+        announce(&server, args.admin_token.is_none());
         if args.print_env {
             let mut stdout = std::io::stdout().lock();
             let _ = write!(stdout, "{}", server.env());
@@ -269,8 +300,9 @@ fn init_logging(level: tracing::Level) {
         .init();
 }
 
-/// The one start-up line: where it listens and every intercept.
-fn announce(server: &MockServer, admin: bool) {
+/// The one start-up line: where it listens and every intercept. A generated
+/// admin token is shown, since nobody else knows it; a given one is not.
+fn announce(server: &MockServer, token_generated: bool) {
     let intercepts = server.intercepts();
     let summary = if intercepts.is_empty() {
         "no intercepts".to_owned()
@@ -278,10 +310,13 @@ fn announce(server: &MockServer, admin: bool) {
         let list: Vec<String> = intercepts.iter().map(|i| format!("[{i}]")).collect();
         format!("intercepts: {}", list.join(", "))
     };
-    let admin = if admin {
-        "admin API at /_mock/"
-    } else {
-        "no admin API"
+    let admin = match (server.has_admin_api(), server.admin_token()) {
+        (false, _) => "no admin API".to_owned(),
+        (true, None) => "admin API at /_mock/".to_owned(),
+        (true, Some(token)) if token_generated => {
+            format!("admin API at /_mock/ with token {token}")
+        }
+        (true, Some(_)) => "admin API at /_mock/ with the given token".to_owned(),
     };
     tracing::info!(
         "listening on {} as the {} side (wire {}, {admin}); {summary}",

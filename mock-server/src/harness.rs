@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::app::{self, App};
+use crate::app::{self, AdminAccess, App};
 use crate::decision::{InterceptSetError, Side};
 use crate::fault::{ActiveFault, Fault};
 use crate::intercept::{Intercept, InterceptError};
@@ -89,6 +89,7 @@ pub struct MockServerBuilder {
     intercepts: Vec<Intercept>,
     journal_capacity: usize,
     admin: bool,
+    admin_token: Option<String>,
 }
 
 impl Default for MockServerBuilder {
@@ -100,6 +101,7 @@ impl Default for MockServerBuilder {
             intercepts: Vec::new(),
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
             admin: true,
+            admin_token: None,
         }
     }
 }
@@ -148,7 +150,22 @@ impl MockServerBuilder {
         self
     }
 
-    fn prepare(self) -> Result<(Arc<App>, bool, SocketAddr), Error> {
+    /// Requires `Authorization: Bearer <token>` on the admin API (default:
+    /// none). Use it whenever the server listens beyond loopback.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    fn access(&self) -> AdminAccess {
+        match (&self.admin, &self.admin_token) {
+            (false, _) => AdminAccess::Off,
+            (true, None) => AdminAccess::Open,
+            (true, Some(token)) => AdminAccess::Token(token.as_str().into()),
+        }
+    }
+
+    fn prepare(self) -> Result<(Arc<App>, AdminAccess, SocketAddr), Error> {
         let app = App::new(
             self.side,
             self.wire,
@@ -159,12 +176,12 @@ impl MockServerBuilder {
             address: self.listen.clone(),
             error: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
         })?;
-        Ok((Arc::new(app), self.admin, address))
+        Ok((Arc::new(app), self.access(), address))
     }
 
     /// Binds and serves on the current Tokio runtime.
     pub async fn start(self) -> Result<MockServer, Error> {
-        let (app, admin, address) = self.prepare()?;
+        let (app, access, address) = self.prepare()?;
         let listener = bind(address).await?;
         let address = listener.local_addr().map_err(|error| Error::Bind {
             address: address.to_string(),
@@ -173,7 +190,7 @@ impl MockServerBuilder {
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve::serve(
             listener,
-            app::router(app.clone(), admin),
+            app::router(app.clone(), &access),
             async {
                 let _ = rx.await;
             },
@@ -181,6 +198,7 @@ impl MockServerBuilder {
         Ok(MockServer {
             app,
             address,
+            access,
             shutdown: Some(tx),
             task: Some(Task::Spawned(task)),
         })
@@ -189,7 +207,7 @@ impl MockServerBuilder {
     /// Binds and serves on a thread of its own, for tests without a Tokio
     /// runtime (such as those of a blocking client).
     pub fn start_blocking(self) -> Result<MockServer, Error> {
-        let (app, admin, address) = self.prepare()?;
+        let (app, access, address) = self.prepare()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -200,7 +218,7 @@ impl MockServerBuilder {
             error,
         })?;
         let (tx, rx) = oneshot::channel();
-        let router = app::router(app.clone(), admin);
+        let router = app::router(app.clone(), &access);
         let thread = std::thread::Builder::new()
             .name(format!("mock-server-{}", address.port()))
             .spawn(move || {
@@ -212,6 +230,7 @@ impl MockServerBuilder {
         Ok(MockServer {
             app,
             address,
+            access,
             shutdown: Some(tx),
             task: Some(Task::Thread(thread)),
         })
@@ -267,6 +286,7 @@ enum Task {
 pub struct MockServer {
     app: Arc<App>,
     address: SocketAddr,
+    access: AdminAccess,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<Task>,
 }
@@ -290,6 +310,19 @@ impl MockServer {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.address.port()
+    }
+
+    /// Whether the admin API is served over HTTP.
+    pub fn has_admin_api(&self) -> bool {
+        self.access != AdminAccess::Off
+    }
+
+    /// The token the admin API requires, if any.
+    pub fn admin_token(&self) -> Option<&str> {
+        match &self.access {
+            AdminAccess::Token(token) => Some(token),
+            _ => None,
+        }
     }
 
     /// The side it stands in for.

@@ -528,3 +528,44 @@ async fn concurrent_edits_are_never_lost() {
     }
     assert_eq!(server.intercepts().len(), 50);
 }
+
+#[tokio::test]
+async fn a_token_protects_the_admin_api_but_not_the_telepresence_endpoints() {
+    let server = MockServer::builder()
+        .admin_token("s3cret")
+        .intercept(Intercept::new("i"))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(server.admin_token(), Some("s3cret"));
+    for path in [
+        "/_mock/",
+        "/_mock",
+        "/_mock/intercepts",
+        "/_mock/journal",
+        "/_mock/nothing",
+    ] {
+        let refused = ask(&server.url(), path).send().await;
+        assert_eq!(refused.status, 401, "{path}");
+        assert!(refused.json()["error"].as_str().unwrap().contains("Bearer"));
+        let wrong = ask(&server.url(), path)
+            .header("authorization", "Bearer s3cre")
+            .send()
+            .await;
+        assert_eq!(wrong.status, 401, "{path}");
+    }
+    let allowed = ask(&server.url(), "/_mock/intercepts")
+        .header("authorization", "Bearer s3cret")
+        .send()
+        .await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        ask(&server.url(), "/consume-here")
+            .caller("i")
+            .send()
+            .await
+            .body,
+        "true"
+    );
+    assert_eq!(ask(&server.url(), "/healthz").send().await.status, 200);
+}

@@ -476,3 +476,44 @@ async fn sigterm_lets_requests_in_flight_finish() {
         assert_eq!(in_flight.await.unwrap(), json_answer("true"), "{signal}");
     }
 }
+
+#[tokio::test]
+async fn beyond_loopback_the_admin_api_needs_a_token() {
+    // A generated token is logged, since nobody else knows it.
+    let server = start_command(command(&["--listen", "0.0.0.0:0", "--print-env"])).await;
+    let url = format!("http://127.0.0.1:{}", server.env[0].1);
+    assert_eq!(ask(&url, "/_mock/intercepts").send().await.status, 401);
+    assert_eq!(ask(&url, "/healthz").send().await.status, 200);
+    let (_, stderr) = server.stop("-TERM").await;
+    let token = stderr
+        .split("with token ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no token in {stderr}"));
+    assert_eq!(token.len(), 32);
+
+    // A given token is required and never logged.
+    let server = start(&["--admin-token", "given-token"]).await;
+    assert_eq!(ask(&server.url, "/_mock/").send().await.status, 401);
+    let ok = ask(&server.url, "/_mock/")
+        .header("authorization", "Bearer given-token")
+        .send()
+        .await;
+    assert_eq!(ok.status, 200);
+    let (_, stderr) = server.stop("-TERM").await;
+    assert!(
+        !stderr.contains("given-token") && stderr.contains("with the given token"),
+        "{stderr}"
+    );
+
+    // Explicitly open.
+    let server = start_command(command(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--print-env",
+        "--no-admin-auth",
+    ]))
+    .await;
+    let url = format!("http://127.0.0.1:{}", server.env[0].1);
+    assert_eq!(ask(&url, "/_mock/").send().await.status, 200);
+}
