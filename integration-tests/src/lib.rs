@@ -1,9 +1,13 @@
-//! Support for the end-to-end tests: the project's images, built on demand.
+//! Support for the end-to-end tests: the project's images built on demand, a
+//! testcontainers module for the broker, and the parts of a scenario (a topic,
+//! a producer, consumer processes, the two Telepresence APIs).
 //!
 //! No registry is reachable from the machines these tests run on, so every
-//! image is built locally from a host-built static binary by
-//! `scripts/build-images.sh`. A test asks for an image with [`ensure_image`],
-//! which builds it once when it is missing.
+//! image is built locally by `scripts/build-images.sh`; [`ensure_image`]
+//! builds one when it is missing.
+
+pub mod broker;
+pub mod scenario;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,6 +69,8 @@ fn image_exists(name: &str, tag: &str) -> bool {
 ///
 /// When no Docker engine answers, saying so.
 pub fn require_docker() {
+    const WITHOUT: &str =
+        "`cargo test --workspace --all-features --exclude telepresence-kafka-integration-tests`";
     let answer = Command::new("docker")
         .args(["version", "--format", "{{.Server.Version}}"])
         .output();
@@ -72,14 +78,12 @@ pub fn require_docker() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
             "Docker is not reachable: `docker version` says {}. These tests start containers \
-             and need a running Docker engine; start one, or leave them out with \
-             `cargo test --workspace --all-features --exclude telepresence-kafka-integration-tests`.",
+             and need a running Docker engine; start one, or leave them out with {WITHOUT}.",
             String::from_utf8_lossy(&out.stderr).trim()
         ),
         Err(e) => panic!(
             "Docker is not installed ({e}). These tests start containers and need a running \
-             Docker engine; install one, or leave them out with \
-             `cargo test --workspace --all-features --exclude telepresence-kafka-integration-tests`."
+             Docker engine; install one, or leave them out with {WITHOUT}."
         ),
     }
 }
@@ -96,4 +100,12 @@ pub fn docker_inspect(object: &str, format: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A port that was free a moment ago, for a container's fixed host port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port on loopback")
 }

@@ -42,6 +42,8 @@
 //! - `rdkafka` (default): decisions for any `rdkafka` message, and the stream
 //!   adapter. Without it, use [`HeaderList`] or implement [`KafkaMessage`].
 //! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
+//! - `testcontainers`: the mock Telepresence API server as a testcontainers
+//!   image, for your own end-to-end tests.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -61,6 +63,8 @@ mod wire;
 pub mod blocking;
 #[cfg(feature = "rdkafka")]
 pub mod stream;
+#[cfg(feature = "testcontainers")]
+pub mod testcontainers;
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use client::{

@@ -1,0 +1,404 @@
+//! The product as users run it: a Kafka-protocol broker and the two
+//! Telepresence APIs as containers, consumer processes using the SDK on the
+//! host, and a producer, all over real sockets.
+//!
+//! Every scenario has a broker of its own, so they run in parallel.
+
+use std::collections::BTreeSet;
+
+use telepresence_kafka::HeaderList;
+use telepresence_kafka::testcontainers::{Intercept, MockServerContainer, Side, Wire};
+use telepresence_kafka_integration_tests::broker::Tansu;
+use telepresence_kafka_integration_tests::scenario::{
+    ApiEnv, ConsumerProcess, GROUP, INTERCEPT_ID, TestMessage, alices_intercept, api, committed,
+    create_topic, ids, mixed_messages, produce,
+};
+
+const CONSUMER: &str = env!("CARGO_BIN_EXE_split-consumer");
+const PARTITIONS: i32 = 3;
+
+fn set(ids: &[usize]) -> BTreeSet<usize> {
+    let set: BTreeSet<usize> = ids.iter().copied().collect();
+    assert_eq!(
+        set.len(),
+        ids.len(),
+        "a message was processed twice by one consumer: {ids:?}"
+    );
+    set
+}
+
+/// Both sides drain `messages` against APIs speaking `wire`: every message
+/// is processed exactly once, the workstation's share exactly what matches.
+async fn split_with_wire(wire: Wire, count: usize) {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    let messages = mixed_messages(0..count);
+    produce(&bootstrap, &messages).await;
+    let pod_api = api(Side::Agent, wire, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, wire, vec![alices_intercept()]).await;
+
+    let in_pod =
+        ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&ApiEnv::of(&pod_api).await), &[]);
+    let on_workstation = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&ApiEnv::of(&workstation_api).await),
+        &[],
+    );
+    in_pod.wait_for_progress(count as u64).await;
+    on_workstation.wait_for_progress(count as u64).await;
+    let (pod, workstation) = (in_pod.stop().await, on_workstation.stop().await);
+    assert!(
+        pod.status.success() && workstation.status.success(),
+        "{}\n{}",
+        pod.stderr,
+        workstation.stderr
+    );
+
+    let (by_pod, by_workstation) = (set(&pod.processed), set(&workstation.processed));
+    assert!(
+        by_pod.is_disjoint(&by_workstation),
+        "no message is processed on both sides"
+    );
+    assert_eq!(
+        &by_pod | &by_workstation,
+        ids(&messages, |_| true),
+        "every message is processed"
+    );
+    assert_eq!(
+        by_workstation,
+        ids(&messages, TestMessage::matches_alice),
+        "the workstation takes exactly the matches"
+    );
+}
+
+#[tokio::test]
+async fn the_pod_and_the_workstation_split_a_topic_exactly() {
+    split_with_wire(Wire::V2_25, 2000).await;
+}
+
+#[tokio::test]
+async fn intercept_info_returns_the_intercepts_metadata() {
+    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let tp = workstation_api
+        .client_builder()
+        .await
+        .unwrap()
+        .build()
+        .unwrap();
+    let matching = HeaderList::new(&[("x-dev", Some(b"alice"))]).path("/orders/1");
+    let info = tp.intercept_info(&matching).await.unwrap();
+    assert!(info.intercepted && info.client_side);
+    assert_eq!(info.metadata["owner"], "alice");
+    assert_eq!(info.metadata["team"], "payments");
+    let other = HeaderList::new(&[("x-dev", Some(b"bob"))]).path("/orders/1");
+    assert!(tp.intercept_info(&other).await.unwrap().metadata.is_empty());
+}
+
+#[tokio::test]
+async fn the_split_holds_with_the_wire_format_of_telepresence_2_5_to_2_24() {
+    split_with_wire(Wire::V2_5, 600).await;
+}
+
+#[tokio::test]
+async fn the_split_holds_with_the_wire_format_of_telepresence_2_4() {
+    split_with_wire(Wire::V2_4, 600).await;
+}
+
+#[tokio::test]
+async fn a_consumer_stopped_mid_stream_resumes_without_loss_or_repeats() {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    let messages = mixed_messages(0..1200);
+    produce(&bootstrap, &messages).await;
+    let pod_api = api(Side::Agent, Wire::V2_25, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let (pod_env, workstation_env) = (
+        ApiEnv::of(&pod_api).await,
+        ApiEnv::of(&workstation_api).await,
+    );
+
+    // Each side is stopped (SIGTERM, as in a rolling restart) part-way, then
+    // started again in the same group.
+    let mut by_pod = Vec::new();
+    let mut by_workstation = Vec::new();
+    for (env, processed, share) in [
+        (
+            &pod_env,
+            &mut by_pod,
+            ids(&messages, |m| !m.matches_alice()).len(),
+        ),
+        (
+            &workstation_env,
+            &mut by_workstation,
+            ids(&messages, TestMessage::matches_alice).len(),
+        ),
+    ] {
+        let first = ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(env), &[]);
+        first.wait_for_processed(share / 3).await;
+        let first = first.stop().await;
+        assert!(first.status.success(), "{}", first.stderr);
+        processed.extend(first.processed);
+        let second = ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(env), &[]);
+        second.wait_for_processed(share - processed.len()).await;
+        let second = second.stop().await;
+        processed.extend(second.processed);
+    }
+    let (pod, workstation) = (set(&by_pod), set(&by_workstation));
+    assert!(pod.is_disjoint(&workstation));
+    assert_eq!(
+        &pod | &workstation,
+        ids(&messages, |_| true),
+        "nothing lost across the restarts"
+    );
+    assert_eq!(workstation, ids(&messages, TestMessage::matches_alice));
+}
+
+#[tokio::test]
+async fn an_intercept_that_starts_and_ends_mid_stream_moves_messages_and_back() {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    // No intercept yet: the workstation's consumer runs, its intercept ID unknown to the APIs.
+    let pod_api = api(Side::Agent, Wire::V2_25, vec![]).await;
+    let workstation_api = api(Side::Client, Wire::V2_25, vec![]).await;
+    let in_pod =
+        ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&ApiEnv::of(&pod_api).await), &[]);
+    let on_workstation = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&ApiEnv::of(&workstation_api).await),
+        &[],
+    );
+    let admins = [
+        pod_api.admin().await.unwrap(),
+        workstation_api.admin().await.unwrap(),
+    ];
+
+    let before = mixed_messages(0..300);
+    produce(&bootstrap, &before).await;
+    in_pod.wait_for_progress(300).await;
+    on_workstation.wait_for_progress(300).await;
+
+    for admin in &admins {
+        admin.add_intercept(&alices_intercept()).await.unwrap();
+    }
+    let during = mixed_messages(300..600);
+    produce(&bootstrap, &during).await;
+    in_pod.wait_for_progress(600).await;
+    on_workstation.wait_for_progress(600).await;
+
+    for admin in &admins {
+        admin.remove_intercept(INTERCEPT_ID).await.unwrap();
+    }
+    let after = mixed_messages(600..900);
+    produce(&bootstrap, &after).await;
+    in_pod.wait_for_progress(900).await;
+    on_workstation.wait_for_progress(900).await;
+
+    let (pod, workstation) = (in_pod.stop().await, on_workstation.stop().await);
+    let (pod, workstation) = (set(&pod.processed), set(&workstation.processed));
+    assert_eq!(
+        workstation,
+        ids(&during, TestMessage::matches_alice),
+        "only matches, only during the intercept"
+    );
+    let everything =
+        &(&ids(&before, |_| true) | &ids(&after, |_| true)) | &ids(&during, |m| !m.matches_alice());
+    assert_eq!(pod, everything, "the pod takes the rest, before and after");
+}
+
+#[tokio::test]
+async fn when_both_apis_hang_the_pod_consumes_and_the_workstation_skips_and_says_so() {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    let pod_api = api(Side::Agent, Wire::V2_25, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let fast_timeout = [("TPK_TIMEOUT_MS", "300")];
+    let in_pod = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&ApiEnv::of(&pod_api).await),
+        &fast_timeout,
+    );
+    let on_workstation = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&ApiEnv::of(&workstation_api).await),
+        &fast_timeout,
+    );
+
+    let healthy = mixed_messages(0..200);
+    produce(&bootstrap, &healthy).await;
+    in_pod.wait_for_progress(200).await;
+    on_workstation.wait_for_progress(200).await;
+
+    pod_api.pause().await.unwrap();
+    workstation_api.pause().await.unwrap();
+    let outage = mixed_messages(200..260);
+    produce(&bootstrap, &outage).await;
+    in_pod.wait_for_progress(260).await;
+    on_workstation.wait_for_progress(260).await;
+    pod_api.unpause().await.unwrap();
+    workstation_api.unpause().await.unwrap();
+
+    let recovered = mixed_messages(260..460);
+    produce(&bootstrap, &recovered).await;
+    in_pod.wait_for_progress(460).await;
+    on_workstation.wait_for_progress(460).await;
+
+    let (pod, workstation) = (in_pod.stop().await, on_workstation.stop().await);
+    assert!(
+        workstation
+            .stderr
+            .contains("Telepresence API failed; leaving the message to the other side"),
+        "the workstation says why it skips:\n{}",
+        workstation.stderr
+    );
+    let (pod, workstation) = (set(&pod.processed), set(&workstation.processed));
+    assert!(
+        ids(&outage, |_| true).is_subset(&pod),
+        "during the outage the pod consumes everything"
+    );
+    assert!(
+        workstation.is_disjoint(&ids(&outage, |_| true)),
+        "and the workstation nothing"
+    );
+    assert!(pod.is_disjoint(&workstation));
+    let all = &(&ids(&healthy, |_| true) | &ids(&outage, |_| true)) | &ids(&recovered, |_| true);
+    assert_eq!(&pod | &workstation, all, "nothing is lost");
+    assert_eq!(
+        workstation,
+        &ids(&healthy, TestMessage::matches_alice) | &ids(&recovered, TestMessage::matches_alice),
+        "before and after, the usual split"
+    );
+}
+
+#[tokio::test]
+async fn with_fail_a_consumer_whose_api_stops_exits_without_committing_past_what_it_did_not_process()
+ {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let env = ApiEnv::of(&workstation_api).await;
+    let fail = [("TPK_FAILURE_POLICY", "fail"), ("TPK_TIMEOUT_MS", "300")];
+    let consumer = ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&env), &fail);
+
+    let first = mixed_messages(0..200);
+    let mut landed = produce(&bootstrap, &first).await;
+    consumer.wait_for_progress(200).await;
+    workstation_api.stop().await.unwrap();
+    let second = mixed_messages(200..400);
+    landed.extend(produce(&bootstrap, &second).await);
+    let stopped = consumer.wait().await;
+    assert_eq!(
+        stopped.status.code(),
+        Some(3),
+        "the consumer stops on the failure:\n{}",
+        stopped.stderr
+    );
+
+    // Committed offsets stay at or below every matching message it did not process.
+    let processed = set(&stopped.processed);
+    let group = format!("{GROUP}-{}", INTERCEPT_ID.replace(':', "-"));
+    for (partition, committed_offset) in committed(&bootstrap, &group, PARTITIONS) {
+        let first_unprocessed = first
+            .iter()
+            .chain(&second)
+            .filter(|m| {
+                m.matches_alice() && !processed.contains(&m.id) && landed[&m.id].0 == partition
+            })
+            .map(|m| landed[&m.id].1)
+            .min();
+        if let Some(offset) = first_unprocessed {
+            assert!(
+                committed_offset <= offset,
+                "partition {partition}: committed {committed_offset} past {offset}"
+            );
+        }
+    }
+
+    // The API comes back (same address); the restarted consumer finishes the job.
+    workstation_api.start().await.unwrap();
+    let all_matching =
+        &ids(&first, TestMessage::matches_alice) | &ids(&second, TestMessage::matches_alice);
+    let restarted = ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&env), &fail);
+    restarted
+        .wait_for_processed(all_matching.len() - processed.len())
+        .await;
+    let restarted = restarted.stop().await;
+    let again = set(&restarted.processed);
+    assert!(processed.is_disjoint(&again), "nothing is processed twice");
+    assert_eq!(&processed | &again, all_matching, "nothing is lost");
+}
+
+#[tokio::test]
+async fn on_a_multi_port_workload_the_pod_needs_the_container_port() {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    let messages = mixed_messages(0..400);
+    produce(&bootstrap, &messages).await;
+    // alice intercepts the web port, bob the admin port.
+    let pod_api = api(
+        Side::Agent,
+        Wire::V2_25,
+        vec![
+            Intercept::new("alice:web")
+                .container_port(8080)
+                .header("x-dev", "alice"),
+            Intercept::new("bob:admin")
+                .container_port(9090)
+                .header("x-dev", "bob"),
+        ],
+    )
+    .await;
+    let env = ApiEnv::of(&pod_api).await;
+
+    // The web container's consumer sends its port: alice's messages are hers.
+    let web = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&env),
+        &[("TPK_CONTAINER_PORT", "8080")],
+    );
+    web.wait_for_progress(400).await;
+    let web = set(&web.stop().await.processed);
+    assert_eq!(web, ids(&messages, |m| m.dev != Some("alice")));
+
+    // Without containerPort the API cannot choose between two ports and
+    // intercepts nothing: the pod would process alice's and bob's messages too.
+    let portless = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&env),
+        &[("KAFKA_GROUP", "portless")],
+    );
+    portless.wait_for_progress(400).await;
+    let portless = set(&portless.stop().await.processed);
+    assert_eq!(portless, ids(&messages, |_| true));
+}
+
+#[tokio::test]
+async fn without_telepresence_a_consumer_processes_everything_and_asks_nothing() {
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    let messages = mixed_messages(0..300);
+    produce(&bootstrap, &messages).await;
+    // An API is running, but the consumer's environment does not point at it.
+    let idle_api = api(Side::Agent, Wire::V2_25, vec![alices_intercept()]).await;
+
+    let consumer = ConsumerProcess::spawn(CONSUMER, &bootstrap, None, &[]);
+    consumer.wait_for_progress(300).await;
+    let finished = consumer.stop().await;
+    assert_eq!(set(&finished.processed), ids(&messages, |_| true));
+    assert!(
+        idle_api
+            .admin()
+            .await
+            .unwrap()
+            .journal()
+            .await
+            .unwrap()
+            .is_empty(),
+        "no request was made"
+    );
+}
