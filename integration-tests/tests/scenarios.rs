@@ -17,6 +17,20 @@ use telepresence_kafka_integration_tests::scenario::{
 const CONSUMER: &str = env!("CARGO_BIN_EXE_split-consumer");
 const PARTITIONS: i32 = 3;
 
+/// Produces a batch and waits until every consumer has dealt with `total`
+/// messages so far.
+async fn produce_and_wait(
+    bootstrap: &str,
+    batch: &[TestMessage],
+    consumers: &[&ConsumerProcess],
+    total: u64,
+) {
+    produce(bootstrap, batch).await;
+    for consumer in consumers {
+        consumer.wait_for_progress(total).await;
+    }
+}
+
 fn set(ids: &[usize]) -> BTreeSet<usize> {
     let set: BTreeSet<usize> = ids.iter().copied().collect();
     assert_eq!(
@@ -174,26 +188,21 @@ async fn an_intercept_that_starts_and_ends_mid_stream_moves_messages_and_back() 
         workstation_api.admin().await.unwrap(),
     ];
 
+    let both = [&in_pod, &on_workstation];
     let before = mixed_messages(0..300);
-    produce(&bootstrap, &before).await;
-    in_pod.wait_for_progress(300).await;
-    on_workstation.wait_for_progress(300).await;
+    produce_and_wait(&bootstrap, &before, &both, 300).await;
 
     for admin in &admins {
         admin.add_intercept(&alices_intercept()).await.unwrap();
     }
     let during = mixed_messages(300..600);
-    produce(&bootstrap, &during).await;
-    in_pod.wait_for_progress(600).await;
-    on_workstation.wait_for_progress(600).await;
+    produce_and_wait(&bootstrap, &during, &both, 600).await;
 
     for admin in &admins {
         admin.remove_intercept(INTERCEPT_ID).await.unwrap();
     }
     let after = mixed_messages(600..900);
-    produce(&bootstrap, &after).await;
-    in_pod.wait_for_progress(900).await;
-    on_workstation.wait_for_progress(900).await;
+    produce_and_wait(&bootstrap, &after, &both, 900).await;
 
     let (pod, workstation) = (in_pod.stop().await, on_workstation.stop().await);
     let (pod, workstation) = (set(&pod.processed), set(&workstation.processed));
@@ -227,24 +236,19 @@ async fn when_both_apis_hang_the_pod_consumes_and_the_workstation_skips_and_says
         &fast_timeout,
     );
 
+    let both = [&in_pod, &on_workstation];
     let healthy = mixed_messages(0..200);
-    produce(&bootstrap, &healthy).await;
-    in_pod.wait_for_progress(200).await;
-    on_workstation.wait_for_progress(200).await;
+    produce_and_wait(&bootstrap, &healthy, &both, 200).await;
 
     pod_api.pause().await.unwrap();
     workstation_api.pause().await.unwrap();
     let outage = mixed_messages(200..260);
-    produce(&bootstrap, &outage).await;
-    in_pod.wait_for_progress(260).await;
-    on_workstation.wait_for_progress(260).await;
+    produce_and_wait(&bootstrap, &outage, &both, 260).await;
     pod_api.unpause().await.unwrap();
     workstation_api.unpause().await.unwrap();
 
     let recovered = mixed_messages(260..460);
-    produce(&bootstrap, &recovered).await;
-    in_pod.wait_for_progress(460).await;
-    on_workstation.wait_for_progress(460).await;
+    produce_and_wait(&bootstrap, &recovered, &both, 460).await;
 
     let (pod, workstation) = (in_pod.stop().await, on_workstation.stop().await);
     assert!(

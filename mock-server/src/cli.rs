@@ -40,19 +40,30 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// ID of the intercept the flags below describe [default: <uuid>:mock]
-    #[arg(long, value_name = "ID", help_heading = "Intercept")]
+    /// ID of the intercept the flags below describe (default: a new UUID, then `:mock`).
+    #[arg(
+        long,
+        value_name = "ID",
+        help_heading = "Intercept",
+        help = "ID of the intercept the flags below describe [default: <uuid>:mock]"
+    )]
     pub intercept_id: Option<String>,
 
     /// Intercepted container port [default: 8080]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Intercept")]
     pub container_port: Option<u16>,
 
-    /// Match requests with this header: NAME=VALUE or 'NAME: VALUE' (VALUE is a
-    /// regex when it has a metacharacter); `auto` matches
-    /// x-telepresence-intercept-id=<intercept id>; `all` matches everything.
-    /// Repeatable: all must match
-    #[arg(long, value_name = "K=V", value_parser = parse_header_flag, help_heading = "Intercept")]
+    /// Header matchers, as `telepresence intercept --http-header` takes them.
+    #[arg(
+        long,
+        value_name = "K=V",
+        value_parser = parse_header_flag,
+        help_heading = "Intercept",
+        help = "Match requests with this header: NAME=VALUE or 'NAME: VALUE' (VALUE is a \
+                regex when it has a metacharacter); `auto` matches \
+                x-telepresence-intercept-id=<intercept id>; `all` matches everything. \
+                Repeatable: all must match"
+    )]
     pub http_header: Vec<HeaderFlag>,
 
     /// Match requests whose path equals P

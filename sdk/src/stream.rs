@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,6 +32,9 @@ pub const DEFAULT_CONCURRENCY: usize = 32;
 pub trait OffsetStore: Send + Sync {
     /// Stores these offsets (each the next offset to read) for the next commit.
     fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()>;
+
+    /// Commits the stored offsets now.
+    fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()>;
 }
 
 impl<C, R> OffsetStore for StreamConsumer<C, R>
@@ -42,6 +45,10 @@ where
     fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
         Consumer::store_offsets(self, offsets)
     }
+
+    fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
+        Consumer::commit_consumer_state(self, mode)
+    }
 }
 
 impl<C> OffsetStore for BaseConsumer<C>
@@ -51,6 +58,10 @@ where
 {
     fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
         Consumer::store_offsets(self, offsets)
+    }
+
+    fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
+        Consumer::commit_consumer_state(self, mode)
     }
 }
 
@@ -171,6 +182,16 @@ impl<'a, M: Message> Filtered<'a, M> {
     /// A handle to mark messages done from elsewhere (concurrent processing).
     pub fn offsets(&self) -> Offsets<'a> {
         self.offsets.clone()
+    }
+
+    /// Commits what is stored: every message done or skipped, up to the first
+    /// one still pending in each partition. Nothing new to commit is not an
+    /// error. Call it on shutdown, after the last [`done`](Self::done).
+    pub fn commit(&self, mode: CommitMode) -> Result<(), Error> {
+        match self.offsets.store.commit_stored(mode) {
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            other => Ok(other?),
+        }
     }
 
     /// How many messages went through so far. Unlike the client's

@@ -84,14 +84,7 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
     }
-    drop(messages);
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(())
-        | Err(rdkafka::error::KafkaError::ConsumerCommit(
-            rdkafka::types::RDKafkaErrorCode::NoOffset,
-        )) => {}
-        Err(error) => return Err(error).context("committing"),
-    }
+    messages.commit(CommitMode::Sync).context("committing")?;
     let stats = tp.stats();
     tracing::info!(
         processed = stats.consumed,

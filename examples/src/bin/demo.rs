@@ -172,26 +172,19 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let base_group = format!("tpk-demo-{run_id}");
     let started = Instant::now();
-    let (by_cluster, by_workstation) = tokio::try_join!(
+    let consume_side = |reader| {
         consume(
-            &cluster,
+            reader,
             &brokers,
             &topic,
             &base_group,
             embedded.is_some(),
             &args,
-            &bars
-        ),
-        consume(
-            &workstation,
-            &brokers,
-            &topic,
-            &base_group,
-            embedded.is_some(),
-            &args,
-            &bars
-        ),
-    )?;
+            &bars,
+        )
+    };
+    let (by_cluster, by_workstation) =
+        tokio::try_join!(consume_side(&cluster), consume_side(&workstation))?;
     let elapsed = started.elapsed();
 
     let produced_ids: BTreeSet<usize> = (0..produced).collect();
@@ -384,8 +377,7 @@ async fn consume(
             _ = tick.tick() => {}
         }
     }
-    drop(messages);
-    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+    messages.commit(CommitMode::Sync)?;
     bar.finish();
     Ok(processed)
 }

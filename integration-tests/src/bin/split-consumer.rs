@@ -110,14 +110,7 @@ async fn run() -> anyhow::Result<ExitCode> {
         }
         out.flush()?;
     };
-    drop(messages);
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(())
-        | Err(rdkafka::error::KafkaError::ConsumerCommit(
-            rdkafka::types::RDKafkaErrorCode::NoOffset,
-        )) => {}
-        Err(error) => return Err(error).context("committing"),
-    }
+    messages.commit(CommitMode::Sync).context("committing")?;
     let stats = tp.stats();
     eprintln!(
         "stats consumed={} skipped={} errors={} fallbacks={}",
