@@ -13,8 +13,9 @@ use http::{Method, StatusCode};
 
 use crate::app::App;
 use crate::decision::{Query, Side};
+use crate::fault::API_ENDPOINTS;
 use crate::form;
-use crate::journal::{Journal, RawEntry};
+use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
 use crate::wire::Answer;
 
@@ -173,14 +174,17 @@ fn record(
     if !app.journal.is_enabled() {
         return;
     }
+    let path_asked = parts.uri.path();
+    let endpoint = match API_ENDPOINTS.iter().find(|known| **known == path_asked) {
+        Some(known) => Cow::Borrowed(*known),
+        None => Cow::Owned(path_asked.to_owned()),
+    };
     app.journal.record(RawEntry {
         unix_ms,
         connection: parts.extensions.get::<Connection>().map_or(0, |c| c.id),
         method: parts.method.clone(),
-        endpoint: parts.uri.path().to_owned(),
-        path: path.to_vec(),
-        container_port: port.to_vec(),
-        headers: parts.headers.clone(),
+        endpoint,
+        data: journal::pack(path, port, &parts.headers),
         status: answer.map(|a| a.status),
         answer: answer.map(|a| a.body.clone()).unwrap_or_default(),
         fault,

@@ -3,6 +3,7 @@
 //! It is a ring buffer: when it is full the oldest entry makes room, so a
 //! server under hours of load keeps a bounded amount of memory.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,43 +59,85 @@ impl JournalEntry {
     }
 }
 
-/// An entry as recorded: cheap to build on the request path (the header map
-/// and bodies are reference-counted), turned into text only when read.
+/// An entry as recorded: built cheaply on the request path, turned into text
+/// only when read.
+///
+/// The path, the port and the headers are copied into one buffer. Keeping
+/// the request's own `HeaderMap` would be cheaper to build, but its values
+/// are slices of the connection's read buffer and would pin those buffers in
+/// memory for as long as the entry lives.
 #[derive(Clone, Debug)]
 pub(crate) struct RawEntry {
     pub(crate) unix_ms: u64,
     pub(crate) connection: u64,
     pub(crate) method: Method,
-    pub(crate) endpoint: String,
-    pub(crate) path: Vec<u8>,
-    pub(crate) container_port: Vec<u8>,
-    pub(crate) headers: HeaderMap,
+    pub(crate) endpoint: Cow<'static, str>,
+    /// `path`, `containerPort`, then each header's name and value, each
+    /// prefixed with its length.
+    pub(crate) data: Box<[u8]>,
     pub(crate) status: Option<StatusCode>,
     pub(crate) answer: Bytes,
     pub(crate) fault: Option<String>,
 }
 
+/// Packs the variable parts of a request into one allocation.
+pub(crate) fn pack(path: &[u8], container_port: &[u8], headers: &HeaderMap) -> Box<[u8]> {
+    let size = 8
+        + path.len()
+        + container_port.len()
+        + headers
+            .iter()
+            .map(|(n, v)| 8 + n.as_str().len() + v.len())
+            .sum::<usize>();
+    let mut data = Vec::with_capacity(size);
+    let mut push = |bytes: &[u8]| {
+        data.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        data.extend_from_slice(bytes);
+    };
+    push(path);
+    push(container_port);
+    for (name, value) in headers {
+        push(name.as_str().as_bytes());
+        push(value.as_bytes());
+    }
+    data.into_boxed_slice()
+}
+
+/// The fields [`pack`] wrote, in order.
+fn unpack(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, rest) = data.split_first_chunk::<4>()?;
+        let (field, rest) = rest.split_at(u32::from_le_bytes(*len) as usize);
+        data = rest;
+        Some(field)
+    })
+}
+
 impl RawEntry {
     fn to_entry(&self, seq: u64) -> JournalEntry {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let mut fields = unpack(&self.data);
+        let path = text(fields.next().unwrap_or_default());
+        let container_port = text(fields.next().unwrap_or_default());
+        let mut headers = Vec::new();
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            headers.push((text(name), text(value)));
+        }
+        let caller_id = headers
+            .iter()
+            .find(|(name, _)| name == CALLER_INTERCEPT_ID_HEADER)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default();
         JournalEntry {
             seq,
             unix_ms: self.unix_ms,
             connection: self.connection,
             method: self.method.to_string(),
-            endpoint: self.endpoint.clone(),
-            path: text(&self.path),
-            container_port: text(&self.container_port),
-            caller_id: self
-                .headers
-                .get(CALLER_INTERCEPT_ID_HEADER)
-                .map(|v| text(v.as_bytes()))
-                .unwrap_or_default(),
-            headers: self
-                .headers
-                .iter()
-                .map(|(name, value)| (name.to_string(), text(value.as_bytes())))
-                .collect(),
+            endpoint: self.endpoint.to_string(),
+            path,
+            container_port,
+            caller_id,
+            headers,
             status: self.status.map(|s| s.as_u16()),
             answer: text(&self.answer),
             fault: self.fault.clone(),
@@ -145,13 +188,20 @@ impl Journal {
         if self.capacity == 0 {
             return;
         }
-        let mut ring = self.state.lock();
-        let seq = ring.next_seq;
-        ring.next_seq += 1;
-        if ring.entries.len() == self.capacity {
-            ring.entries.pop_front();
-        }
-        ring.entries.push_back((seq, entry));
+        let evicted = {
+            let mut ring = self.state.lock();
+            let seq = ring.next_seq;
+            ring.next_seq += 1;
+            let evicted = if ring.entries.len() == self.capacity {
+                ring.entries.pop_front()
+            } else {
+                None
+            };
+            ring.entries.push_back((seq, entry));
+            evicted
+        };
+        // Freed outside the lock.
+        drop(evicted);
     }
 
     /// The entries with a sequence number above `after`, oldest first.
@@ -190,10 +240,8 @@ mod tests {
             unix_ms: 0,
             connection: 1,
             method: Method::GET,
-            endpoint: endpoint.into(),
-            path: b"/p".to_vec(),
-            container_port: b"80".to_vec(),
-            headers,
+            endpoint: endpoint.to_owned().into(),
+            data: pack(b"/p", b"80", &headers),
             status: Some(StatusCode::OK),
             answer: Bytes::from_static(b"true"),
             fault: None,

@@ -1,0 +1,3 @@
+module tpk/go-peer
+
+go 1.19
