@@ -1,13 +1,27 @@
-//! The cost of one decision, from nothing (Telepresence absent) to a full
-//! query over loopback. Run with `cargo bench -p telepresence-kafka`.
+//! The cost of one decision, from nothing (Telepresence absent) to a query
+//! over loopback, pipelined through the stream adapter, and side by side with
+//! the obvious alternatives. Run with `cargo bench -p telepresence-kafka`.
+//!
+//! The API server is the mock server on a runtime (and thread) of its own;
+//! the client side runs on a separate Tokio runtime. Both share the machine.
 
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::StreamExt;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::CommitMode;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+use telepresence_kafka::stream::OffsetStore;
 use telepresence_kafka::{Client, HeaderForwarding, HeaderList};
+use telepresence_mock_server::{Intercept, MockServer};
+
+const ID: &str = "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:orders";
 
 /// A typical message: ten headers, a trace header, one binary value.
 const HEADERS: &[(&str, Option<&[u8]>)] = &[
@@ -36,6 +50,35 @@ fn poll_once<F: Future>(future: F) -> F::Output {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The workstation's API, with a journal as in tests.
+fn server() -> MockServer {
+    MockServer::builder()
+        .intercept(
+            Intercept::new(ID)
+                .header("x-dev", "alice")
+                .path_prefix("/orders/"),
+        )
+        .start_blocking()
+        .unwrap()
+}
+
+fn sdk(server: &MockServer) -> Client {
+    Client::builder()
+        .api_url(server.url())
+        .intercept_id(ID)
+        .path_from_header("x-path")
+        .build()
+        .unwrap()
+}
+
 fn disabled(c: &mut Criterion) {
     let tp = Client::disabled();
     let message = HeaderList::new(HEADERS).topic("orders");
@@ -51,5 +94,174 @@ fn header_mapping(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, disabled, header_mapping);
+fn sequential(c: &mut Criterion) {
+    let server = server();
+    let rt = runtime();
+    let tp = sdk(&server);
+    let message = HeaderList::new(HEADERS);
+    c.bench_function("decision/loopback_sequential", |b| {
+        b.to_async(&rt)
+            .iter(|| async { tp.should_consume(&message).await.unwrap() })
+    });
+}
+
+/// Stores nothing: the adapter's bookkeeping runs, Kafka is not measured.
+struct NoStore;
+
+impl OffsetStore for NoStore {
+    fn store_offsets(&self, _: &TopicPartitionList) -> KafkaResult<()> {
+        Ok(())
+    }
+    fn commit_stored(&self, _: CommitMode) -> KafkaResult<()> {
+        Ok(())
+    }
+}
+
+fn messages(count: usize) -> Vec<OwnedMessage> {
+    (0..count)
+        .map(|n| {
+            let mut headers = OwnedHeaders::new_with_capacity(HEADERS.len());
+            for (key, value) in HEADERS {
+                let value = if *key == "x-dev" && n % 2 == 1 {
+                    Some(&b"bob"[..])
+                } else {
+                    *value
+                };
+                headers = headers.insert(Header { key, value });
+            }
+            OwnedMessage::new(
+                None,
+                None,
+                "orders".into(),
+                Timestamp::NotAvailable,
+                (n % 3) as i32,
+                n as i64,
+                Some(headers),
+            )
+        })
+        .collect()
+}
+
+fn pipelined(c: &mut Criterion) {
+    let server = server();
+    let rt = runtime();
+    let tp = sdk(&server);
+    const BATCH: usize = 256;
+    let batch = messages(BATCH);
+    let mut group = c.benchmark_group("stream/pipelined");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for depth in [1, 8, 32, 128] {
+        group.bench_with_input(BenchmarkId::from_parameter(depth), &depth, |b, &depth| {
+            b.to_async(&rt).iter(|| async {
+                let stream = futures_util::stream::iter(batch.iter().cloned().map(Ok));
+                let filtered = tp.filter_messages(&NoStore, stream, depth);
+                filtered.count().await
+            })
+        });
+    }
+    group.finish();
+}
+
+fn cache(c: &mut Criterion) {
+    let server = server();
+    let rt = runtime();
+    let cached = Client::builder()
+        .api_url(server.url())
+        .intercept_id(ID)
+        .decision_cache(Duration::from_secs(3600), ["x-dev"])
+        .build()
+        .unwrap();
+    let message = HeaderList::new(HEADERS);
+    rt.block_on(cached.should_consume(&message)).unwrap();
+    c.bench_function("cache/hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cached.should_consume(&message).await.unwrap() })
+    });
+    // A miss every time: a TTL of zero expires every answer at once.
+    let missing = Client::builder()
+        .api_url(server.url())
+        .intercept_id(ID)
+        .decision_cache(Duration::ZERO, ["x-dev"])
+        .build()
+        .unwrap();
+    c.bench_function("cache/miss", |b| {
+        b.to_async(&rt)
+            .iter(|| async { missing.should_consume(&message).await.unwrap() })
+    });
+}
+
+/// The query a hand-written helper sends: the caller ID and every header
+/// that HTTP can carry.
+async fn hand_written_query(client: &reqwest::Client, url: &str) -> bool {
+    let mut request = client
+        .get(format!("{url}/consume-here"))
+        .header("x-telepresence-caller-intercept-id", ID);
+    for (key, value) in HEADERS {
+        if let Some(value) = value.and_then(|v| reqwest::header::HeaderValue::from_bytes(v).ok()) {
+            request = request.header(*key, value);
+        }
+    }
+    request.send().await.unwrap().text().await.unwrap().trim() == "true"
+}
+
+/// What a quick hand-written helper does: a new client, so a new connection,
+/// for every query.
+async fn connection_per_query(url: &str) -> bool {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    hand_written_query(&client, url).await
+}
+
+fn side_by_side(c: &mut Criterion) {
+    let server = server();
+    let rt = runtime();
+    let url = server.url();
+    let tp = sdk(&server);
+    // A plain `reqwest::Client` with default settings, shared across queries.
+    let plain = reqwest::Client::new();
+    let message = HeaderList::new(HEADERS);
+    let mut group = c.benchmark_group("compare");
+    group.bench_function("sdk", |b| {
+        b.to_async(&rt)
+            .iter(|| async { tp.should_consume(&message).await.unwrap() })
+    });
+    group.bench_function("plain_reqwest", |b| {
+        b.to_async(&rt).iter(|| hand_written_query(&plain, &url))
+    });
+    group.bench_function("connection_per_query", |b| {
+        b.to_async(&rt).iter(|| connection_per_query(&url))
+    });
+    group.finish();
+
+    // The same three with 32 queries in flight, as a consumer pipelining
+    // decisions would have them.
+    const IN_FLIGHT: usize = 32;
+    let mut group = c.benchmark_group("compare_32_in_flight");
+    group.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    group.bench_function("sdk", |b| {
+        b.to_async(&rt).iter(|| {
+            futures_util::future::join_all((0..IN_FLIGHT).map(|_| tp.should_consume(&message)))
+        })
+    });
+    group.bench_function("plain_reqwest", |b| {
+        b.to_async(&rt).iter(|| {
+            futures_util::future::join_all((0..IN_FLIGHT).map(|_| hand_written_query(&plain, &url)))
+        })
+    });
+    group.bench_function("connection_per_query", |b| {
+        b.to_async(&rt).iter(|| {
+            futures_util::future::join_all((0..IN_FLIGHT).map(|_| connection_per_query(&url)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    disabled,
+    header_mapping,
+    sequential,
+    pipelined,
+    cache,
+    side_by_side
+);
 criterion_main!(benches);

@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -137,6 +139,43 @@ struct Api {
     warn: WarnLimiter,
 }
 
+/// The future of [`Client::should_consume`]: ready at once when no query is
+/// needed, a query in flight otherwise.
+#[must_use = "a decision does nothing unless awaited"]
+pub struct ShouldConsume<'a> {
+    state: DecisionState<'a>,
+}
+
+enum DecisionState<'a> {
+    Ready(Option<bool>),
+    /// Boxed, so that the ready case stays a few bytes to create and move.
+    Asking(Pin<Box<dyn Future<Output = Result<bool, Error>> + Send + 'a>>),
+}
+
+impl Future for ShouldConsume<'_> {
+    type Output = Result<bool, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            DecisionState::Ready(answer) => Poll::Ready(Ok(answer
+                .take()
+                .expect("a decision is polled once it is ready"))),
+            DecisionState::Asking(query) => query.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for ShouldConsume<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            DecisionState::Ready(answer) => {
+                f.debug_tuple("ShouldConsume::Ready").field(answer).finish()
+            }
+            DecisionState::Asking(_) => f.write_str("ShouldConsume::Asking"),
+        }
+    }
+}
+
 /// A query ready to send, or an answer known without asking.
 enum Plan {
     Known(bool),
@@ -225,13 +264,22 @@ impl Client {
     /// the [`FailurePolicy`] decides (by default: `true` in the cluster, `false`
     /// on a workstation); only [`FailurePolicy::Fail`] returns the error.
     ///
-    /// The future borrows only the client, not the message.
-    pub fn should_consume<M: KafkaMessage + ?Sized>(
-        &self,
-        msg: &M,
-    ) -> impl Future<Output = Result<bool, Error>> + Send + '_ {
-        let plan = self.plan(Endpoint::ConsumeHere, msg);
-        self.consume_here(plan)
+    /// The future borrows only the client, not the message. An answer known
+    /// without asking (a disabled client, a cache hit) is ready at once and
+    /// costs no allocation.
+    pub fn should_consume<M: KafkaMessage + ?Sized>(&self, msg: &M) -> ShouldConsume<'_> {
+        match (self.plan(Endpoint::ConsumeHere, msg), &self.shared.api) {
+            (Plan::Ask(query), Some(api)) => ShouldConsume {
+                state: DecisionState::Asking(Box::pin(self.consume_here(api, *query))),
+            },
+            (Plan::Known(answer), _) => {
+                self.shared.counters.decided(answer);
+                ShouldConsume {
+                    state: DecisionState::Ready(Some(answer)),
+                }
+            }
+            (Plan::Ask(_), None) => unreachable!("only an enabled client plans a query"),
+        }
     }
 
     /// What `/intercept-info` says about `msg`: whether it is intercepted, by
@@ -343,16 +391,8 @@ impl Client {
         }))
     }
 
-    async fn consume_here(&self, plan: Plan) -> Result<bool, Error> {
+    async fn consume_here(&self, api: &Api, query: Query) -> Result<bool, Error> {
         let counters = &self.shared.counters;
-        let (api, query) = match (plan, &self.shared.api) {
-            (Plan::Ask(query), Some(api)) => (api, *query),
-            (Plan::Known(answer), _) => {
-                counters.decided(answer);
-                return Ok(answer);
-            }
-            (Plan::Ask(_), None) => unreachable!("only an enabled client plans a query"),
-        };
         let Query {
             url,
             headers,

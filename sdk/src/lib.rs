@@ -69,7 +69,7 @@ pub mod testcontainers;
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use client::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
-    DEFAULT_TIMEOUT, PathFn, PathSource,
+    DEFAULT_TIMEOUT, PathFn, PathSource, ShouldConsume,
 };
 pub use env::{API_HOST_ENV, API_PORT_ENV, INTERCEPT_ID_ENV};
 pub use error::{Error, ErrorKind};
