@@ -6,6 +6,7 @@
 //! tpk-load run --url http://127.0.0.1:9980 --concurrency 64 --duration 10s
 //! tpk-load run --url http://127.0.0.1:9980 --requests 1000000 --rss-pid 1234 --json
 //! tpk-load startup --runs 20 -- target/release/telepresence-mock-server --listen 127.0.0.1:9980
+//! tpk-load kafka --messages 20000 --depth 32
 //! ```
 //!
 //! Each query is what a consumer sends: `GET /consume-here` with
@@ -15,6 +16,7 @@
 //! keep-alive HTTP/1.1 connection, so the concurrency is the number of
 //! connections.
 
+mod kafka;
 mod report;
 
 use std::process::Stdio;
@@ -51,6 +53,9 @@ enum Command {
     /// Starts a server command repeatedly and reports the time to its first
     /// `200` on `/healthz`.
     Startup(StartupArgs),
+    /// A Kafka consumer's throughput with and without the SDK, through an
+    /// in-process Kafka.
+    Kafka(kafka::KafkaArgs),
 }
 
 #[derive(Parser)]
@@ -121,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
         Command::Startup(args) => startup(args).await,
+        Command::Kafka(args) => kafka::run(args).await,
     }
 }
 

@@ -11,7 +11,8 @@
 //! lowest one still pending, or the highest finished plus one when none is:
 //! everything below it was processed or deliberately skipped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,7 +24,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{Client, Error};
+use crate::{Client, Error, ShouldConsume};
 
 /// How many decisions the stream adapter runs at once unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -109,20 +110,12 @@ impl Client {
         S: Stream<Item = KafkaResult<M>> + Send + 'a,
         M: Message + Send + 'a,
     {
-        let decisions = messages
-            .map(move |received| async move {
-                match received {
-                    Ok(message) => {
-                        let decision = self.should_consume(&message).await;
-                        Decided::Message(message, decision)
-                    }
-                    Err(error) => Decided::Kafka(error),
-                }
-            })
-            .buffered(concurrency.max(1))
-            .boxed();
         Filtered {
-            decisions,
+            client: self,
+            messages: messages.boxed(),
+            source_ended: false,
+            in_flight: VecDeque::with_capacity(concurrency.max(1)),
+            depth: concurrency.max(1),
             offsets: Offsets {
                 store,
                 tracker: Arc::default(),
@@ -132,8 +125,13 @@ impl Client {
     }
 }
 
-enum Decided<M> {
-    Message(M, Result<bool, Error>),
+// Nothing in it is pinned in place: messages and decisions move freely.
+impl<M> Unpin for Filtered<'_, M> {}
+
+/// A message received, with its decision pending or made.
+enum InFlight<'a, M> {
+    Deciding(M, ShouldConsume<'a>),
+    Decided(M, Result<bool, Error>),
     Kafka(KafkaError),
 }
 
@@ -148,7 +146,15 @@ enum Decided<M> {
 /// processed: that stores its offset, and the offsets of the skipped messages
 /// after it.
 pub struct Filtered<'a, M> {
-    decisions: BoxStream<'a, Decided<M>>,
+    client: &'a Client,
+    messages: BoxStream<'a, KafkaResult<M>>,
+    source_ended: bool,
+    /// Received messages in their order, up to `depth` of them; each
+    /// decision is polled in place and the front is let out once decided.
+    /// (A general-purpose ordered-futures queue would allocate a task per
+    /// message; here an answer known at once costs nothing extra.)
+    in_flight: VecDeque<InFlight<'a, M>>,
+    depth: usize,
     offsets: Offsets<'a>,
     progress: Progress,
 }
@@ -205,16 +211,65 @@ impl<'a, M: Message> Filtered<'a, M> {
 impl<M: Message> Stream for Filtered<'_, M> {
     type Item = Result<M, Error>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            let decided = match self.decisions.poll_next_unpin(cx) {
-                Poll::Ready(Some(decided)) => decided,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let next = this.poll_decided(cx);
+        // Skips in a row are stored once, before control goes back to the
+        // caller: a commit after this call sees all of them.
+        this.offsets.store_skipped();
+        next
+    }
+}
+
+impl<'a, M: Message> Filtered<'a, M> {
+    /// Receives messages up to the depth, starting their decisions.
+    fn fill(&mut self, cx: &mut Context<'_>) {
+        while !self.source_ended && self.in_flight.len() < self.depth {
+            match self.messages.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(message))) => {
+                    let mut decision = self.client.should_consume(&message);
+                    // Ready at once for a disabled client or a cache hit.
+                    let entry = match Pin::new(&mut decision).poll(cx) {
+                        Poll::Ready(answer) => InFlight::Decided(message, answer),
+                        Poll::Pending => InFlight::Deciding(message, decision),
+                    };
+                    self.in_flight.push_back(entry);
+                }
+                Poll::Ready(Some(Err(error))) => self.in_flight.push_back(InFlight::Kafka(error)),
+                Poll::Ready(None) => self.source_ended = true,
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    /// Polls every pending decision; all share this task's waker.
+    fn advance_decisions(&mut self, cx: &mut Context<'_>) {
+        for entry in &mut self.in_flight {
+            let InFlight::Deciding(_, decision) = entry else {
+                continue;
             };
-            let (message, decision) = match decided {
-                Decided::Kafka(error) => return Poll::Ready(Some(Err(error.into()))),
-                Decided::Message(message, decision) => (message, decision),
+            if let Poll::Ready(answer) = Pin::new(decision).poll(cx) {
+                let placeholder = InFlight::Kafka(KafkaError::Canceled);
+                if let InFlight::Deciding(message, _) = std::mem::replace(entry, placeholder) {
+                    *entry = InFlight::Decided(message, answer);
+                }
+            }
+        }
+    }
+
+    fn poll_decided(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, Error>>> {
+        loop {
+            self.fill(cx);
+            self.advance_decisions(cx);
+            let (message, decision) = match self.in_flight.pop_front() {
+                None if self.source_ended => return Poll::Ready(None),
+                None => return Poll::Pending,
+                Some(InFlight::Kafka(error)) => return Poll::Ready(Some(Err(error.into()))),
+                Some(InFlight::Decided(message, decision)) => (message, decision),
+                Some(deciding @ InFlight::Deciding(..)) => {
+                    self.in_flight.push_front(deciding);
+                    return Poll::Pending;
+                }
             };
             let at = Position::of(&message);
             match decision {
@@ -224,7 +279,7 @@ impl<M: Message> Stream for Filtered<'_, M> {
                     return Poll::Ready(Some(Ok(message)));
                 }
                 Ok(false) => {
-                    self.offsets.skipped(&at);
+                    self.offsets.tracker.lock().skipped(&at);
                     self.progress.skipped += 1;
                 }
                 Err(error) => {
@@ -257,12 +312,28 @@ impl Offsets<'_> {
         }
     }
 
-    fn skipped(&self, at: &Position<'_>) {
+    /// Stores, in one call, what skipped messages made safe since last time.
+    fn store_skipped(&self) {
         let mut tracker = self.tracker.lock();
-        if let Some(next) = tracker.skipped(at)
-            && let Err(error) = store(self.store, at, next)
-        {
-            tracing::warn!(%error, topic = at.topic, partition = at.partition, "cannot store the offset of a skipped message");
+        if !tracker.unstored {
+            return;
+        }
+        tracker.unstored = false;
+        let mut list = TopicPartitionList::new();
+        for (topic, partitions) in &mut tracker.topics {
+            for (&partition, state) in partitions.iter_mut() {
+                if let Some(next) = state.unstored.take() {
+                    // Only fails for an invalid partition number, which a
+                    // received message cannot have.
+                    let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
+                }
+            }
+        }
+        match self.store.store_offsets(&list) {
+            Ok(()) | Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot store the offsets of skipped messages");
+            }
         }
     }
 }
@@ -306,6 +377,8 @@ impl<'m> Position<'m> {
 #[derive(Debug, Default)]
 struct Tracker {
     topics: HashMap<String, HashMap<i32, Partition>>,
+    /// Whether some partition has an offset to store.
+    unstored: bool,
 }
 
 #[derive(Debug, Default)]
@@ -314,8 +387,10 @@ struct Partition {
     pending: BTreeSet<i64>,
     /// The highest offset skipped or done.
     finished: Option<i64>,
-    /// The next offset last stored.
+    /// The next offset last made safe.
     stored: Option<i64>,
+    /// Made safe by skipped messages, not stored yet.
+    unstored: Option<i64>,
 }
 
 impl Partition {
@@ -360,19 +435,30 @@ impl Tracker {
         self.receive(at).pending.insert(at.offset);
     }
 
+    /// Notes a skipped message; what it made safe is stored later, in a batch.
     fn skipped(&mut self, at: &Position<'_>) -> Option<i64> {
         let partition = self.receive(at);
         partition.finished = partition.finished.max(Some(at.offset));
-        partition.advance()
+        let next = partition.advance();
+        if next.is_some() {
+            partition.unstored = next;
+            self.unstored = true;
+        }
+        next
     }
 
+    /// Notes a processed message; what it made safe is stored at once.
     fn done(&mut self, at: &Position<'_>) -> Option<i64> {
         let partition = self.topics.get_mut(at.topic)?.get_mut(&at.partition)?;
         if !partition.pending.remove(&at.offset) {
             return None;
         }
         partition.finished = partition.finished.max(Some(at.offset));
-        partition.advance()
+        let next = partition.advance();
+        if next.is_some() {
+            partition.unstored = None;
+        }
+        next
     }
 }
 

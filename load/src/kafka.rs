@@ -1,0 +1,218 @@
+//! `tpk-load kafka`: a consumer's throughput with and without the SDK, on the
+//! demo's workload, through librdkafka's in-process mock cluster.
+//!
+//! Both runs read the same topic in fresh consumer groups. The baseline reads
+//! every message and does nothing else; the other is a workstation consumer:
+//! the stream adapter asks the (in-process) mock API about every message,
+//! up to `--depth` at once, and marks what it hands out done.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use telepresence_kafka::Client;
+use telepresence_mock_server::{Intercept, MockServer};
+
+const TOPIC: &str = "orders";
+const ID: &str = "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:orders";
+
+#[derive(clap::Parser)]
+pub struct KafkaArgs {
+    /// Messages to produce and consume
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Partitions of the topic
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Decisions in flight in the stream adapter
+    #[arg(long, default_value_t = 32)]
+    depth: usize,
+    /// Also measure with the decision cache (keyed by `x-dev`), this TTL in seconds
+    #[arg(long)]
+    cache_ttl: Option<u64>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (_stop, stop_rx) = mpsc::channel::<()>();
+    let partitions = args.partitions;
+    std::thread::spawn(move || {
+        let cluster =
+            MockCluster::new(1).and_then(|c| c.create_topic(TOPIC, partitions, 1).map(|()| c));
+        match cluster {
+            Ok(cluster) => {
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                let _ = stop_rx.recv();
+            }
+            Err(error) => {
+                let _ = ready_tx.send(Err(error));
+            }
+        }
+    });
+    let bootstrap = ready_rx.recv()?.context("starting the mock cluster")?;
+    produce(&bootstrap, args.messages).await?;
+
+    let baseline = drain(&bootstrap, "baseline", args.messages, None, args.depth).await?;
+    let server = MockServer::builder()
+        .intercept(Intercept::new(ID).header("x-dev", "alice"))
+        .start()
+        .await?;
+    let tp = Client::builder()
+        .api_url(server.url())
+        .intercept_id(ID)
+        .build()?;
+    let with_sdk = drain(
+        &bootstrap,
+        "workstation",
+        args.messages,
+        Some(&tp),
+        args.depth,
+    )
+    .await?;
+    let with_cache = match args.cache_ttl {
+        None => None,
+        Some(ttl) => {
+            let cached = Client::builder()
+                .api_url(server.url())
+                .intercept_id(ID)
+                .decision_cache(Duration::from_secs(ttl), ["x-dev"])
+                .build()?;
+            Some(
+                drain(
+                    &bootstrap,
+                    "workstation-cached",
+                    args.messages,
+                    Some(&cached),
+                    args.depth,
+                )
+                .await?,
+            )
+        }
+    };
+
+    let rate = |d: Duration| args.messages as f64 / d.as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "messages": args.messages,
+                "depth": args.depth,
+                "baseline_msgs_per_s": rate(baseline),
+                "sdk_msgs_per_s": rate(with_sdk),
+                "sdk_ratio": rate(with_sdk) / rate(baseline),
+                "cached_msgs_per_s": with_cache.map(rate),
+                "cached_ratio": with_cache.map(|d| rate(d) / rate(baseline)),
+            })
+        );
+    } else {
+        println!("{} messages, {} partitions", args.messages, args.partitions);
+        println!("without the SDK             {:>9.0} msg/s", rate(baseline));
+        let line = |name: &str, d: Duration| {
+            println!(
+                "{name:<27} {:>9.0} msg/s ({:.2} of the baseline)",
+                rate(d),
+                rate(d) / rate(baseline)
+            );
+        };
+        line(&format!("workstation, depth {}", args.depth), with_sdk);
+        if let Some(d) = with_cache {
+            line("workstation, cached", d);
+        }
+    }
+    Ok(())
+}
+
+async fn produce(bootstrap: &str, count: usize) -> anyhow::Result<()> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()?;
+    let sends = (0..count).map(|n| {
+        let producer = &producer;
+        async move {
+            let payload = n.to_string();
+            let dev = ["alice", "bob", "carol", ""][n % 4];
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "x-dev",
+                    value: Some(dev),
+                })
+                .insert(Header {
+                    key: "traceparent",
+                    value: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                });
+            let record = FutureRecord::<(), _>::to(TOPIC)
+                .payload(&payload)
+                .headers(headers);
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map(drop)
+                .map_err(|(e, _)| e)
+        }
+    });
+    let results: Vec<_> = futures_util::stream::iter(sends)
+        .buffer_unordered(512)
+        .collect()
+        .await;
+    for result in results {
+        result?;
+    }
+    Ok(())
+}
+
+/// Reads `count` messages in a new group; the clock starts at the first one,
+/// so the group's start-up is not counted.
+async fn drain(
+    bootstrap: &str,
+    group: &str,
+    count: usize,
+    tp: Option<&Client>,
+    depth: usize,
+) -> anyhow::Result<Duration> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.offset.store", "false")
+        // With its default (1 s), the fetcher pauses whenever a consumer is
+        // ahead of it, and the pauses, not the consumer, set the rate.
+        .set("fetch.queue.backoff.ms", "0")
+        .create()?;
+    consumer.subscribe(&[TOPIC])?;
+    consumer.recv().await?;
+    let started = Instant::now();
+    match tp {
+        None => {
+            for _ in 1..count {
+                consumer.recv().await?;
+            }
+        }
+        Some(tp) => {
+            let mut messages = tp.filter_stream(&consumer, depth);
+            let mut seen = 1;
+            while seen < count {
+                tokio::select! {
+                    message = messages.next() => {
+                        let message = message.context("the stream ended")??;
+                        messages.done(&message)?;
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+                seen = 1 + messages.progress().total() as usize;
+            }
+        }
+    }
+    Ok(started.elapsed())
+}
