@@ -1,0 +1,120 @@
+"""Summarises bench/results/*.jsonl as Markdown tables: medians of the rounds
+with their spread (min to max), and the ratios the targets are about.
+Prints the tables and writes them to bench/results/summary.md."""
+import json
+import pathlib
+import statistics
+
+results = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def load(name):
+    path = results / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def spread(values, fmt):
+    values = sorted(values)
+    median = statistics.median(values)
+    if len(values) == 1:
+        return fmt(median)
+    return f"{fmt(median)} ({fmt(values[0])} to {fmt(values[-1])})"
+
+
+lines = []
+servers = load("servers.jsonl")
+if servers:
+    lines += ["### Mock server and Go peer, `/consume-here`", "",
+              "| concurrency | server | req/s | p50 µs | p99 µs | max µs |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    runs = [s for s in servers if s["kind"] == "throughput"]
+    ratios = {}
+    for c in sorted({s["result"]["concurrency"] for s in runs}):
+        medians = {}
+        for server in ["mock", "go"]:
+            rs = [s["result"] for s in runs if s["server"] == server and s["result"]["concurrency"] == c]
+            if not rs:
+                continue
+            medians[server] = statistics.median(r["rps"] for r in rs)
+            lines.append(
+                f"| {c} | {server} | {spread([r['rps'] for r in rs], lambda v: f'{v:,.0f}')} "
+                f"| {spread([r['latency_us']['p50'] for r in rs], lambda v: f'{v:.0f}')} "
+                f"| {spread([r['latency_us']['p99'] for r in rs], lambda v: f'{v:.0f}')} "
+                f"| {spread([r['latency_us']['max'] for r in rs], lambda v: f'{v:.0f}')} |")
+        if "mock" in medians and "go" in medians:
+            ratios[c] = medians["mock"] / medians["go"]
+    lines += ["", "| concurrency | mock / go throughput (medians) |", "| --- | --- |"]
+    lines += [f"| {c} | {r:.2f}x |" for c, r in ratios.items()]
+    for s in servers:
+        if s["kind"] == "idle_rss":
+            lines += ["", f"- idle RSS: {s['kib'] / 1024:.1f} MiB"]
+        if s["kind"] == "million":
+            r = s["result"]
+            lines.append(f"- after {r['requests']:,} requests at concurrency 64, journal on: RSS "
+                         f"{r['rss_kib']['before'] / 1024:.1f} MiB before, {r['rss_kib']['after'] / 1024:.1f} MiB after "
+                         f"({r['rps']:,.0f} req/s, {r['errors']} errors)")
+        if s["kind"] == "startup":
+            t = s["result"]["first_healthz_ms"]
+            lines.append(f"- first `200` on `/healthz` after start, {s['result']['runs']} runs: "
+                         f"median {t['median']:.1f} ms ({t['min']:.1f} to {t['max']:.1f})")
+        if s["kind"] == "image":
+            lines.append(f"- image `telepresence-mock-server:latest`: {s['bytes'] / 1e6:.1f} MB")
+
+sdk = load("sdk.jsonl")
+if sdk:
+    ids = sorted({s["id"] for s in sdk})
+    lines += ["", "### SDK (criterion medians per round; median of rounds, spread)", "",
+              "| benchmark | time per iteration | throughput |", "| --- | --- | --- |"]
+    medians = {}
+    for i in ids:
+        rs = [s for s in sdk if s["id"] == i]
+        times = [s["median_ns"] for s in rs]
+        medians[i] = statistics.median(times)
+
+        def show_time(ns):
+            return f"{ns:.1f} ns" if ns < 1000 else (f"{ns / 1000:.1f} µs" if ns < 1e6 else f"{ns / 1e6:.2f} ms")
+
+        elements = rs[0]["elements"] or 1
+        rate = spread([elements / (t / 1e9) for t in times], lambda v: f"{v:,.0f}/s")
+        lines.append(f"| `{i}` | {spread(times, show_time)} | {rate} |")
+
+    def per_second(i, elements=1):
+        return elements / (medians[i] / 1e9) if i in medians else None
+
+    sequential = per_second("decision/loopback_sequential")
+    depth32 = per_second("stream/pipelined/32", 256)
+    sdk_one = per_second("compare/sdk")
+    cpq_one = per_second("compare/connection_per_query")
+    plain_one = per_second("compare/plain_reqwest")
+    sdk32 = per_second("compare_32_in_flight/sdk", 32)
+    cpq32 = per_second("compare_32_in_flight/connection_per_query", 32)
+    plain32 = per_second("compare_32_in_flight/plain_reqwest", 32)
+    lines += ["", "| ratio | value |", "| --- | --- |"]
+    if sequential and depth32:
+        lines.append(f"| stream adapter at depth 32 / sequential decisions | {depth32 / sequential:.2f}x |")
+    if sdk_one and cpq_one:
+        lines.append(f"| SDK / connection per query, one at a time | {sdk_one / cpq_one:.2f}x |")
+    if sdk32 and cpq32:
+        lines.append(f"| SDK / connection per query, 32 in flight | {sdk32 / cpq32:.2f}x |")
+    if sdk_one and plain_one:
+        lines.append(f"| SDK / plain reqwest, one at a time | {sdk_one / plain_one:.2f}x |")
+    if sdk32 and plain32:
+        lines.append(f"| SDK / plain reqwest, 32 in flight | {sdk32 / plain32:.2f}x |")
+
+kafka = load("kafka.jsonl")
+if kafka:
+    rs = [k["result"] for k in kafka]
+    lines += ["", "### Consumer throughput through the in-process Kafka", "",
+              "| consumer | msg/s | of the baseline |", "| --- | --- | --- |",
+              f"| without the SDK (baseline) | {spread([r['baseline_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} | 1 |",
+              f"| workstation, SDK, depth {rs[0]['depth']} | {spread([r['sdk_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} "
+              f"| {spread([r['sdk_ratio'] for r in rs], lambda v: f'{v:.3f}')} |"]
+    if rs[0].get("cached_msgs_per_s"):
+        lines.append(f"| workstation, SDK with the decision cache | {spread([r['cached_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} "
+                     f"| {spread([r['cached_ratio'] for r in rs], lambda v: f'{v:.2f}')} |")
+
+text = "\n".join(lines) + "\n"
+(results / "summary.md").write_text(text)
+print(text)
