@@ -7,6 +7,7 @@
 //! tpk-load run --url http://127.0.0.1:9980 --requests 1000000 --rss-pid 1234 --json
 //! tpk-load startup --runs 20 -- target/release/telepresence-mock-server --listen 127.0.0.1:9980
 //! tpk-load kafka --messages 20000 --depth 32
+//! tpk-load soak --url http://127.0.0.1:9980 --requests 1000000 --swap-every 100ms
 //! ```
 //!
 //! Each query is what a consumer sends: `GET /consume-here` with
@@ -18,6 +19,7 @@
 
 mod kafka;
 mod report;
+mod soak;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -56,6 +58,8 @@ enum Command {
     /// A Kafka consumer's throughput with and without the SDK, through an
     /// in-process Kafka.
     Kafka(kafka::KafkaArgs),
+    /// A long run while the intercepts are replaced, checking every answer.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Parser)]
@@ -105,7 +109,7 @@ struct StartupArgs {
     command: Vec<String>,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((text, "s"), |at| text.split_at(at));
@@ -127,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run(args).await,
         Command::Startup(args) => startup(args).await,
         Command::Kafka(args) => kafka::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }
 
@@ -306,9 +311,12 @@ async fn worker(shared: Arc<Shared>) -> anyhow::Result<(Histogram<u64>, u64)> {
     Ok((latency, completed))
 }
 
-async fn connect(
-    address: &str,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
+async fn connect<B>(address: &str) -> anyhow::Result<hyper::client::conn::http1::SendRequest<B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(address)
         .await
         .with_context(|| format!("connecting to {address}"))?;
@@ -359,7 +367,7 @@ async fn healthz(template: &Template) -> bool {
     };
     let request = Request::get("/healthz")
         .header("host", &template.authority)
-        .body(Empty::new())
+        .body(Empty::<Bytes>::new())
         .expect("a valid request");
     matches!(sender.send_request(request).await, Ok(response) if response.status() == 200)
 }

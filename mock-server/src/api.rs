@@ -49,7 +49,7 @@ pub(crate) async fn not_found(State(app): State<Arc<App>>, req: Request) -> Resp
 async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
     let unix_ms = Journal::now_ms();
     let (parts, body) = req.into_parts();
-    let injection = app.faults.next(parts.uri.path());
+    let injection = app.faults.next(parts.uri.path(), &parts.headers);
     let mut fault = None;
     if let Some(injection) = injection {
         if let Some(delay) = injection.delay {

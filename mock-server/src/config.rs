@@ -251,3 +251,107 @@ intercepts:
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    const KEYS: &[&str] = &[
+        "side",
+        "listen",
+        "wire",
+        "intercepts",
+        "id",
+        "container_port",
+        "headers",
+        "path_equal",
+        "path_prefix",
+        "path_regex",
+        "metadata",
+        "x-dev",
+        "bogus",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            (0u32..70000).prop_map(Value::from),
+            prop::sample::select(vec![
+                "agent",
+                "client",
+                "2.5",
+                "127.0.0.1:0",
+                "(",
+                "^a",
+                "x",
+                ""
+            ])
+            .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ]
+    }
+
+    fn document() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            prop::sample::select(KEYS).prop_map(str::to_owned),
+                            "[a-z_]{1,8}"
+                        ],
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn keys(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    out.push(key.clone());
+                    keys(child, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| keys(item, out)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn arbitrary_yaml_never_panics_and_refusals_name_a_key(document in document()) {
+            let yaml = serde_norway::to_string(&document).unwrap();
+            let origin = ConfigOrigin::File("fuzz.yaml".into());
+            if let Err(error) = ConfigFile::parse(&yaml, &origin)
+                && let Value::Object(map) = &document
+                && !map.is_empty()
+            {
+                let message = error.to_string();
+                let mut names = Vec::new();
+                keys(&document, &mut names);
+                prop_assert!(
+                    names.iter().any(|key| message.contains(key.as_str())),
+                    "{message}\nnames no key of\n{yaml}"
+                );
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = ConfigFile::parse(&text, &ConfigOrigin::Env);
+        }
+    }
+}

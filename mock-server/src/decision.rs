@@ -398,3 +398,209 @@ mod tests {
         );
     }
 }
+
+/// The decision against a plain model of Telepresence's rules, written from
+/// the rules as stated, over arbitrary intercepts and requests.
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use http::{HeaderName, HeaderValue};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMES: &[&str] = &["x-dev", "X-Dev", "x-team", "traceparent"];
+    const VALUES: &[&str] = &[
+        "",
+        "alice",
+        "Alice",
+        "bob",
+        "^a",
+        "b$",
+        "a.c",
+        ".*",
+        "al(ice|ex)",
+        "[ab]+",
+    ];
+    const PATHS: &[&str] = &["", "/", "/api", "/api/v1", "/apix", "/other", "api"];
+    const IDS: &[&str] = &["a", "b", "c"];
+
+    #[derive(Clone, Debug)]
+    enum PathRule {
+        Equal(&'static str),
+        Prefix(&'static str),
+        Regex(&'static str),
+    }
+
+    #[derive(Clone, Debug)]
+    struct Model {
+        id: &'static str,
+        port: u16,
+        headers: Vec<(&'static str, &'static str)>,
+        path: Option<PathRule>,
+    }
+
+    fn metachar(value: &str) -> bool {
+        value.chars().any(|c| "\\.+*?()|[]{}^$".contains(c))
+    }
+
+    fn value_matches(rule: &str, value: &str) -> bool {
+        if metachar(rule) {
+            !value.is_empty() && regex::Regex::new(rule).unwrap().is_match(value)
+        } else {
+            rule == value
+        }
+    }
+
+    impl Model {
+        fn matches(&self, request: &Request) -> bool {
+            let first = |name: &str| {
+                request
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map_or("", |(_, v)| *v)
+            };
+            self.headers
+                .iter()
+                .all(|(name, rule)| value_matches(rule, first(name)))
+                && match &self.path {
+                    None => true,
+                    Some(PathRule::Equal(p)) => request.path == *p,
+                    Some(PathRule::Prefix(p)) => request.path.starts_with(p),
+                    // A path regex is a regex whatever its characters.
+                    Some(PathRule::Regex(r)) => {
+                        !request.path.is_empty()
+                            && regex::Regex::new(r).unwrap().is_match(request.path)
+                    }
+                }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct Request {
+        headers: Vec<(&'static str, &'static str)>,
+        caller: Option<&'static str>,
+        path: &'static str,
+        port: u16,
+    }
+
+    /// The rules as stated: which intercept (by ID) a request belongs to.
+    fn reference(side: Side, intercepts: &[Model], request: &Request) -> Option<&'static str> {
+        let caller = request.caller.unwrap_or("");
+        match side {
+            Side::Client => intercepts
+                .iter()
+                .find(|i| !caller.is_empty() && i.id == caller)
+                .filter(|i| i.matches(request))
+                .map(|i| i.id),
+            Side::Agent => {
+                let port = if request.port != 0 {
+                    request.port
+                } else {
+                    let first = intercepts.first()?.port;
+                    if intercepts.iter().any(|i| i.port != first) {
+                        return None;
+                    }
+                    first
+                };
+                intercepts
+                    .iter()
+                    .filter(|i| i.port == port)
+                    .filter(|i| caller.is_empty() || i.id == caller)
+                    .find(|i| i.matches(request))
+                    .map(|i| i.id)
+            }
+        }
+    }
+
+    fn intercept_model() -> impl Strategy<Value = Model> {
+        (
+            prop::sample::select(IDS),
+            prop::sample::select(&[8080u16, 9090][..]),
+            prop::collection::btree_map(
+                prop::sample::select(&["x-dev", "x-team", "traceparent"][..]),
+                prop::sample::select(VALUES),
+                0..3,
+            ),
+            prop_oneof![
+                Just(None),
+                prop::sample::select(PATHS).prop_map(|p| Some(PathRule::Equal(p))),
+                prop::sample::select(PATHS).prop_map(|p| Some(PathRule::Prefix(p))),
+                prop::sample::select(&["^/api", "v1", "x$", ".*"][..])
+                    .prop_map(|r| Some(PathRule::Regex(r))),
+            ],
+        )
+            .prop_map(|(id, port, headers, path)| Model {
+                id,
+                port,
+                headers: headers.into_iter().collect(),
+                path,
+            })
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        (
+            prop::collection::vec(
+                (prop::sample::select(NAMES), prop::sample::select(VALUES)),
+                0..5,
+            ),
+            prop::option::of(prop::sample::select(&["a", "b", "c", "", "A"][..])),
+            prop::sample::select(PATHS),
+            prop::sample::select(&[0u16, 8080, 9090, 7070][..]),
+        )
+            .prop_map(|(headers, caller, path, port)| Request {
+                headers,
+                caller,
+                path,
+                port,
+            })
+    }
+
+    fn compile(models: &[Model]) -> InterceptSet {
+        let specs: Vec<Intercept> = models
+            .iter()
+            .map(|m| {
+                let mut spec = Intercept::new(m.id)
+                    .container_port(m.port)
+                    .metadata("id", m.id);
+                for (name, value) in &m.headers {
+                    spec = spec.header(*name, *value);
+                }
+                match m.path {
+                    None => spec,
+                    Some(PathRule::Equal(p)) => spec.path_equal(p),
+                    Some(PathRule::Prefix(p)) => spec.path_prefix(p),
+                    Some(PathRule::Regex(r)) => spec.path_regex(r),
+                }
+            })
+            .collect();
+        InterceptSet::new(&specs).expect("the generator makes valid, distinct intercepts")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn decisions_follow_the_stated_rules(
+            intercepts in prop::collection::vec(intercept_model(), 0..4)
+                .prop_map(|mut v| { let mut seen = Vec::new(); v.retain(|m| { let new = !seen.contains(&m.id); seen.push(m.id); new }); v }),
+            request in request(),
+            agent in any::<bool>(),
+        ) {
+            let side = if agent { Side::Agent } else { Side::Client };
+            let set = compile(&intercepts);
+            let mut headers = HeaderMap::new();
+            for (name, value) in &request.headers {
+                headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static(value));
+            }
+            if let Some(caller) = request.caller {
+                headers.insert(CALLER_INTERCEPT_ID_HEADER, HeaderValue::from_static(caller));
+            }
+            let decision = set.decide(side, &Query { headers: &headers, path: request.path.as_bytes(), container_port: request.port });
+            let got = decision.matched.map(|m: &BTreeMap<String, String>| m["id"].clone());
+            prop_assert_eq!(got.as_deref(), reference(side, &intercepts, &request));
+        }
+    }
+}

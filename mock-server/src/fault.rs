@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use http::{HeaderMap, HeaderName};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,19 @@ pub struct Fault {
     /// URL paths it applies to; empty means the three Telepresence endpoints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<String>,
+    /// Applies only to requests whose header (first occurrence) has this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_header: Option<HeaderEquals>,
+}
+
+/// A condition on a request header: `name` (case-insensitive) has `value`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEquals {
+    /// The header's name.
+    pub name: String,
+    /// The value it must have.
+    pub value: String,
 }
 
 impl Fault {
@@ -62,6 +76,7 @@ impl Fault {
             after: None,
             fraction: None,
             endpoints: Vec::new(),
+            when_header: None,
         }
     }
 
@@ -116,6 +131,16 @@ impl Fault {
         self
     }
 
+    /// Applies only to requests with this header value, e.g. the requests
+    /// about one message, on every server that receives them.
+    pub fn when_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.when_header = Some(HeaderEquals {
+            name: name.into(),
+            value: value.into(),
+        });
+        self
+    }
+
     /// Checks that the fault is one the server can inject.
     pub fn validate(&self) -> Result<(), String> {
         if self.delay_ms.is_none() && self.status.is_none() && !self.close {
@@ -137,15 +162,29 @@ impl Fault {
         if let Some(bad) = self.endpoints.iter().find(|e| !e.starts_with('/')) {
             return Err(format!("endpoints: `{bad}` does not start with `/`"));
         }
+        if let Some(condition) = &self.when_header
+            && HeaderName::from_bytes(condition.name.as_bytes()).is_err()
+        {
+            return Err(format!(
+                "when_header.name: `{}` is not a valid HTTP header name",
+                condition.name
+            ));
+        }
         Ok(())
     }
 
-    fn applies_to(&self, endpoint: &str) -> bool {
-        if self.endpoints.is_empty() {
+    fn applies_to(&self, endpoint: &str, headers: &HeaderMap) -> bool {
+        let endpoint_matches = if self.endpoints.is_empty() {
             API_ENDPOINTS.contains(&endpoint)
         } else {
             self.endpoints.iter().any(|e| e == endpoint)
-        }
+        };
+        endpoint_matches
+            && self.when_header.as_ref().is_none_or(|condition| {
+                headers
+                    .get(condition.name.as_str())
+                    .is_some_and(|v| v.as_bytes() == condition.value.as_bytes())
+            })
     }
 
     fn label(&self) -> String {
@@ -218,13 +257,13 @@ impl Faults {
     }
 
     /// The fault that applies to this request, consuming one of its `times`.
-    pub(crate) fn next(&self, endpoint: &str) -> Option<Injection> {
+    pub(crate) fn next(&self, endpoint: &str, headers: &HeaderMap) -> Option<Injection> {
         if self.count.load(Ordering::Acquire) == 0 {
             return None;
         }
         let mut rules = self.rules.lock();
         let index = rules.iter_mut().position(|rule| {
-            if !rule.fault.applies_to(endpoint) {
+            if !rule.fault.applies_to(endpoint, headers) {
                 return false;
             }
             if let Some(passing) = &mut rule.passing {
@@ -262,10 +301,19 @@ mod tests {
     fn a_limited_fault_applies_exactly_n_times() {
         let faults = Faults::default();
         faults.add(Fault::status(500).times(2)).unwrap();
-        assert_eq!(faults.next("/consume-here").unwrap().status, Some(500));
+        assert_eq!(
+            faults
+                .next("/consume-here", &HeaderMap::new())
+                .unwrap()
+                .status,
+            Some(500)
+        );
         assert_eq!(faults.list()[0].remaining, Some(1));
-        assert_eq!(faults.next("/healthz").unwrap().status, Some(500));
-        assert_eq!(faults.next("/consume-here"), None);
+        assert_eq!(
+            faults.next("/healthz", &HeaderMap::new()).unwrap().status,
+            Some(500)
+        );
+        assert_eq!(faults.next("/consume-here", &HeaderMap::new()), None);
         assert!(faults.list().is_empty());
     }
 
@@ -273,12 +321,22 @@ mod tests {
     fn after_lets_requests_pass_first() {
         let faults = Faults::default();
         faults.add(Fault::status(500).after(2).times(1)).unwrap();
-        assert_eq!(faults.next("/consume-here"), None);
+        assert_eq!(faults.next("/consume-here", &HeaderMap::new()), None);
         assert_eq!(faults.list()[0].passing, Some(1));
-        assert_eq!(faults.next("/elsewhere"), None, "does not count");
-        assert_eq!(faults.next("/consume-here"), None);
-        assert_eq!(faults.next("/consume-here").unwrap().status, Some(500));
-        assert_eq!(faults.next("/consume-here"), None);
+        assert_eq!(
+            faults.next("/elsewhere", &HeaderMap::new()),
+            None,
+            "does not count"
+        );
+        assert_eq!(faults.next("/consume-here", &HeaderMap::new()), None);
+        assert_eq!(
+            faults
+                .next("/consume-here", &HeaderMap::new())
+                .unwrap()
+                .status,
+            Some(500)
+        );
+        assert_eq!(faults.next("/consume-here", &HeaderMap::new()), None);
     }
 
     #[test]
@@ -288,15 +346,26 @@ mod tests {
             .add(Fault::close().endpoint("/intercept-info"))
             .unwrap();
         faults.add(Fault::status(503)).unwrap();
-        assert!(faults.next("/intercept-info").unwrap().close);
-        assert_eq!(faults.next("/consume-here").unwrap().status, Some(503));
+        assert!(
+            faults
+                .next("/intercept-info", &HeaderMap::new())
+                .unwrap()
+                .close
+        );
         assert_eq!(
-            faults.next("/elsewhere"),
+            faults
+                .next("/consume-here", &HeaderMap::new())
+                .unwrap()
+                .status,
+            Some(503)
+        );
+        assert_eq!(
+            faults.next("/elsewhere", &HeaderMap::new()),
             None,
             "unknown paths are not faulted by default"
         );
         faults.clear();
-        assert_eq!(faults.next("/consume-here"), None);
+        assert_eq!(faults.next("/consume-here", &HeaderMap::new()), None);
     }
 
     #[test]
@@ -304,12 +373,12 @@ mod tests {
         let faults = Faults::default();
         faults.add(Fault::status(500).fraction(0.25)).unwrap();
         let hits = (0..4000)
-            .filter(|_| faults.next("/healthz").is_some())
+            .filter(|_| faults.next("/healthz", &HeaderMap::new()).is_some())
             .count();
         assert!((700..1300).contains(&hits), "{hits} of 4000");
         faults.clear();
         faults.add(Fault::status(500).fraction(0.0)).unwrap();
-        assert!((0..100).all(|_| faults.next("/healthz").is_none()));
+        assert!((0..100).all(|_| faults.next("/healthz", &HeaderMap::new()).is_none()));
     }
 
     #[test]
@@ -334,12 +403,30 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_can_target_requests_by_header() {
+        let faults = Faults::default();
+        faults
+            .add(Fault::status(500).when_header("X-Chaos", "500"))
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        assert_eq!(faults.next("/consume-here", &headers), None);
+        headers.insert("x-chaos", "5000".parse().unwrap());
+        assert_eq!(faults.next("/consume-here", &headers), None);
+        headers.insert("x-chaos", "500".parse().unwrap());
+        assert_eq!(
+            faults.next("/consume-here", &headers).unwrap().status,
+            Some(500)
+        );
+        assert!(Fault::close().when_header("a b", "v").validate().is_err());
+    }
+
+    #[test]
     fn a_delay_can_precede_a_status() {
         let faults = Faults::default();
         faults
             .add(Fault::status(503).then_delay(Duration::from_millis(5)))
             .unwrap();
-        let injection = faults.next("/consume-here").unwrap();
+        let injection = faults.next("/consume-here", &HeaderMap::new()).unwrap();
         assert_eq!(injection.delay, Some(Duration::from_millis(5)));
         assert_eq!(injection.label, "delay 5ms, status 503");
     }

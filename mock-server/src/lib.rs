@@ -64,9 +64,27 @@ mod journal;
 mod serve;
 mod wire;
 
+/// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// `path` and `containerPort` as the server reads them from a query and a form body.
+    pub fn form_values(query: &[u8], body: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        (
+            crate::form::form_value(body, query, "path").into_owned(),
+            crate::form::form_value(body, query, "containerPort").into_owned(),
+        )
+    }
+
+    /// `containerPort` as the server parses it.
+    pub fn parse_container_port(raw: &[u8]) -> Result<u16, String> {
+        crate::form::parse_container_port(raw)
+    }
+}
+
 pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
 pub use decision::{CALLER_INTERCEPT_ID_HEADER, InterceptSetError, Side};
-pub use fault::{API_ENDPOINTS, ActiveFault, Fault};
+pub use fault::{API_ENDPOINTS, ActiveFault, Fault, HeaderEquals};
 pub use harness::{ConsumerEnv, Error, MockServer, MockServerBuilder};
 pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError};
 pub use journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};

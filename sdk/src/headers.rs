@@ -382,3 +382,141 @@ mod tests {
         assert!(err.starts_with("header deny-list: `a:b`"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// RFC 9110 token characters, written out here as the reference.
+    fn is_token(name: &str) -> bool {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    }
+
+    fn is_field_value(value: &[u8]) -> bool {
+        value
+            .iter()
+            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    }
+
+    const RESERVED_NAMES: &[&str] = &[
+        "connection",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "keep-alive",
+        "expect",
+    ];
+
+    /// What the rules say should come out, computed plainly.
+    fn model(
+        headers: &[(String, Option<Vec<u8>>)],
+        allow: &Option<Vec<String>>,
+        deny: &[String],
+        max: usize,
+    ) -> (Vec<(String, Vec<u8>)>, usize) {
+        let mut out = Vec::new();
+        let mut dropped = 0;
+        let mut budget = max;
+        for (name, value) in headers {
+            let value = value.clone().unwrap_or_default();
+            let lower = name.to_ascii_lowercase();
+            let keep = is_token(name)
+                && !RESERVED_NAMES.contains(&lower.as_str())
+                && !lower.starts_with("proxy-")
+                && lower != CALLER_INTERCEPT_ID_HEADER
+                && !deny.contains(&lower)
+                && allow.as_ref().is_none_or(|a| a.contains(&lower))
+                && name.len() + value.len() <= budget
+                && is_field_value(&value);
+            if keep {
+                budget -= name.len() + value.len();
+                out.push((lower, value));
+            } else {
+                dropped += 1;
+            }
+        }
+        (out, dropped)
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "x-dev",
+                "X-Dev",
+                "traceparent",
+                "host",
+                "Connection",
+                "proxy-auth",
+                "x-telepresence-caller-intercept-id",
+                "content-type",
+                "a b",
+                "",
+                "é",
+            ])
+            .prop_map(str::to_owned),
+            "[ -~]{0,12}",
+            any::<String>(),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Option<Vec<u8>>> {
+        prop_oneof![
+            Just(None),
+            "[ -~]{0,20}".prop_map(|s| Some(s.into_bytes())),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Some),
+            prop::collection::vec(any::<u8>(), 0..3000).prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn forwarding_follows_the_rules_and_yields_valid_http(
+            headers in prop::collection::vec((name(), value()), 0..24),
+            allow in prop::option::of(prop::collection::vec(
+                prop::sample::select(vec!["x-dev", "traceparent", "content-type"]).prop_map(str::to_owned), 0..3)),
+            deny in prop::collection::vec(
+                prop::sample::select(vec!["x-dev", "x-secret"]).prop_map(str::to_owned), 0..2),
+            max in prop_oneof![Just(DEFAULT_MAX_HEADER_BYTES), 0usize..200],
+        ) {
+            let mut rules = HeaderForwarding::default().deny(&deny).max_bytes(max);
+            if let Some(allow) = &allow {
+                rules = rules.allow(allow);
+            }
+            let pairs: Vec<(&str, Option<&[u8]>)> =
+                headers.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+            let forwarded = rules.forward(pairs.iter().copied());
+
+            let mut seen: Vec<(String, Vec<u8>)> = Vec::new();
+            // HeaderMap groups repeated names; the model keeps arrival order.
+            let (expected, expected_dropped) = model(&headers, &allow, &deny, max);
+            let mut expected_grouped: Vec<(String, Vec<u8>)> = Vec::new();
+            for (name, _) in &expected {
+                if expected_grouped.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                expected_grouped.extend(expected.iter().filter(|(n, _)| n == name).cloned());
+            }
+            let mut total = 0;
+            for (name, value) in &forwarded.headers {
+                prop_assert!(HeaderName::from_bytes(name.as_str().as_bytes()).is_ok());
+                prop_assert!(is_token(name.as_str()));
+                prop_assert!(is_field_value(value.as_bytes()));
+                total += name.as_str().len() + value.len();
+                seen.push((name.to_string(), value.as_bytes().to_vec()));
+            }
+            prop_assert!(total <= max);
+            prop_assert_eq!(seen, expected_grouped);
+            prop_assert_eq!(forwarded.dropped, expected_dropped);
+        }
+    }
+}

@@ -66,6 +66,21 @@ pub mod stream;
 #[cfg(feature = "testcontainers")]
 pub mod testcontainers;
 
+/// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A `/consume-here` answer, as the client reads it.
+    pub fn consume_here(status: u16, body: &[u8]) -> Result<bool, crate::Error> {
+        crate::wire::consume_here(status, body)
+    }
+
+    /// An `/intercept-info` answer, as the client reads it.
+    pub fn intercept_info(status: u16, body: &[u8]) -> Result<crate::InterceptInfo, crate::Error> {
+        crate::wire::intercept_info(status, body)
+    }
+}
+
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use client::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,

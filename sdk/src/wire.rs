@@ -205,3 +205,48 @@ mod tests {
         assert_eq!(err.server_message().unwrap().len(), EXCERPT + 3);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "true", "false", "true\n", " false \r\n", "{\"error\":\"x\"}", "{\"intercepted\":true,\"clientSide\":false}",
+                "{\"intercepted\":true,\"clientSide\":true,\"metadata\":{\"a\":\"b\"},\"more\":[1]}", "", "null", "[]",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+            prop::collection::vec(any::<u8>(), 0..300),
+            any::<String>().prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn any_answer_maps_to_a_value_or_the_right_error_kind(status in 100u16..600, body in body()) {
+            let success = (200..300).contains(&status);
+            match consume_here(status, &body) {
+                Ok(answer) => {
+                    prop_assert!(success);
+                    let expected: &[u8] = if answer { b"true" } else { b"false" };
+                    prop_assert_eq!(body.trim_ascii(), expected);
+                }
+                Err(e) if success => prop_assert_eq!(e.kind(), ErrorKind::BadAnswer),
+                Err(e) => {
+                    prop_assert_eq!(e.kind(), ErrorKind::Status);
+                    prop_assert_eq!(e.status(), Some(status));
+                }
+            }
+            match intercept_info(status, &body) {
+                Ok(_) => prop_assert!(success),
+                Err(e) if success => prop_assert_eq!(e.kind(), ErrorKind::BadAnswer),
+                Err(e) => prop_assert_eq!(e.status(), Some(status)),
+            }
+        }
+    }
+}
