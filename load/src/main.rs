@@ -8,6 +8,7 @@
 //! tpk-load startup --runs 20 -- target/release/telepresence-mock-server --listen 127.0.0.1:9980
 //! tpk-load kafka --messages 20000 --depth 32
 //! tpk-load soak --url http://127.0.0.1:9980 --requests 1000000 --swap-every 100ms
+//! tpk-load client-memory --decisions 1000000
 //! ```
 //!
 //! Each query is what a consumer sends: `GET /consume-here` with
@@ -18,6 +19,7 @@
 //! connections.
 
 mod kafka;
+mod memory;
 mod report;
 mod soak;
 
@@ -60,6 +62,8 @@ enum Command {
     Kafka(kafka::KafkaArgs),
     /// A long run while the intercepts are replaced, checking every answer.
     Soak(soak::SoakArgs),
+    /// A long-running SDK client's memory as decisions go by.
+    ClientMemory(memory::MemoryArgs),
 }
 
 #[derive(Parser)]
@@ -132,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Startup(args) => startup(args).await,
         Command::Kafka(args) => kafka::run(args).await,
         Command::Soak(args) => soak::run(args).await,
+        Command::ClientMemory(args) => memory::run(args).await,
     }
 }
 

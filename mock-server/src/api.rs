@@ -19,9 +19,6 @@ use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
 use crate::wire::Answer;
 
-/// Go's `ParseForm` reads at most this much of a form body.
-const MAX_FORM_BODY: usize = 10 << 20;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Healthz,
@@ -99,7 +96,7 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
             (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..]), answer)
         }
         Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
-            let form_body = match read_form_body(&parts, body).await {
+            let form_body = match read_form_body(app, &parts, body).await {
                 Ok(bytes) => bytes,
                 Err(answer) => {
                     record(app, unix_ms, &parts, &[], &[], Some(&answer), fault);
@@ -153,13 +150,27 @@ fn decide(app: &App, endpoint: Endpoint, parts: &Parts, path: &[u8], port: &[u8]
 }
 
 /// The body, when Go would read it as a form; otherwise nothing.
-async fn read_form_body(parts: &Parts, body: Body) -> Result<Bytes, Answer> {
+async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Bytes, Answer> {
     if !form::has_form_body(&parts.method, &parts.headers) {
         return Ok(Bytes::new());
     }
-    axum::body::to_bytes(body, MAX_FORM_BODY)
-        .await
-        .map_err(|_| Answer::go_http_error(StatusCode::PAYLOAD_TOO_LARGE, "http: POST too large"))
+    let limits = &app.limits;
+    match tokio::time::timeout(
+        limits.read_timeout,
+        axum::body::to_bytes(body, limits.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(Answer::go_http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "http: request body too large",
+        )),
+        Err(_) => Err(Answer::go_http_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "http: request body read timeout",
+        )),
+    }
 }
 
 fn record(

@@ -11,6 +11,7 @@ use crate::decision::{InterceptSet, InterceptSetError, Side};
 use crate::fault::Faults;
 use crate::intercept::Intercept;
 use crate::journal::Journal;
+use crate::limits::Limits;
 use crate::wire::Wire;
 use crate::{admin, api};
 
@@ -25,6 +26,7 @@ pub(crate) struct App {
     edits: Mutex<()>,
     pub(crate) journal: Journal,
     pub(crate) faults: Faults,
+    pub(crate) limits: Limits,
 }
 
 impl App {
@@ -33,6 +35,7 @@ impl App {
         wire: Wire,
         intercepts: &[Intercept],
         journal_capacity: usize,
+        limits: Limits,
     ) -> Result<Self, InterceptSetError> {
         Ok(Self {
             side,
@@ -41,6 +44,7 @@ impl App {
             edits: Mutex::new(()),
             journal: Journal::new(journal_capacity),
             faults: Faults::default(),
+            limits,
         })
     }
 

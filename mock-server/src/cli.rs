@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -16,6 +17,7 @@ use crate::decision::Side;
 use crate::harness::{MockServer, MockServerBuilder};
 use crate::intercept::{DEFAULT_CONTAINER_PORT, Intercept};
 use crate::journal::DEFAULT_JOURNAL_CAPACITY;
+use crate::limits::Limits;
 use crate::wire::Wire;
 
 /// A faithful mock of Telepresence's REST API server.
@@ -117,6 +119,43 @@ pub struct Args {
     /// reaches the port can change the intercepts)
     #[arg(long, conflicts_with = "admin_token")]
     pub no_admin_auth: bool,
+
+    /// Largest request head (line and headers) in bytes; beyond it, 431
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_header_bytes, help_heading = "Limits")]
+    pub max_header_bytes: usize,
+
+    /// Most headers in one request; beyond it, 431
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_headers, help_heading = "Limits")]
+    pub max_headers: usize,
+
+    /// Largest form body read for path and containerPort; beyond it, 413
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_body_bytes, help_heading = "Limits")]
+    pub max_body_bytes: usize,
+
+    /// Time allowed to send a request's headers (then the connection is
+    /// closed) and its form body (then 408), e.g. 10s or 500ms
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Limits")]
+    pub read_timeout: Duration,
+
+    /// Connections served at once; more wait in the listen backlog
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections, help_heading = "Limits")]
+    pub max_connections: usize,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .map(|n| Duration::from_secs_f64(n * scale))
+        .ok_or_else(|| format!("`{text}` is not a duration such as 10s or 500ms"))
 }
 
 /// One `--http-header` value.
@@ -235,7 +274,15 @@ impl Args {
             }
             (None, _) => None,
         };
+        let limits = Limits {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            max_body_bytes: self.max_body_bytes,
+            read_timeout: self.read_timeout,
+            max_connections: self.max_connections,
+        };
         let mut builder = MockServer::builder()
+            .limits(limits)
             .listen(listen)
             .side(self.side.or(file.side).unwrap_or_default())
             .wire(self.wire.or(file.wire).unwrap_or_default())
@@ -448,6 +495,15 @@ mod tests {
         let (uuid, name) = id.split_once(':').unwrap();
         assert_eq!(name, "mock");
         assert!(uuid::Uuid::parse_str(uuid).is_ok(), "{id}");
+    }
+
+    #[test]
+    fn durations_take_seconds_or_milliseconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::decision::{InterceptSetError, Side};
 use crate::fault::{ActiveFault, Fault};
 use crate::intercept::{Intercept, InterceptError};
 use crate::journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
+use crate::limits::Limits;
 use crate::serve;
 use crate::wire::Wire;
 use crate::{ConfigError, config};
@@ -90,6 +91,7 @@ pub struct MockServerBuilder {
     journal_capacity: usize,
     admin: bool,
     admin_token: Option<String>,
+    limits: Limits,
 }
 
 impl Default for MockServerBuilder {
@@ -102,6 +104,7 @@ impl Default for MockServerBuilder {
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
             admin: true,
             admin_token: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -157,6 +160,12 @@ impl MockServerBuilder {
         self
     }
 
+    /// Limits on what a client may ask (see [`Limits`] for the defaults).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     fn access(&self) -> AdminAccess {
         match (&self.admin, &self.admin_token) {
             (false, _) => AdminAccess::Off,
@@ -171,6 +180,7 @@ impl MockServerBuilder {
             self.wire,
             &self.intercepts,
             self.journal_capacity,
+            self.limits.clone(),
         )?;
         let address = config::resolve_listen(&self.listen).map_err(|message| Error::Bind {
             address: self.listen.clone(),
@@ -188,9 +198,11 @@ impl MockServerBuilder {
             error,
         })?;
         let (tx, rx) = oneshot::channel();
+        let limits = app.limits.clone();
         let task = tokio::spawn(serve::serve(
             listener,
             app::router(app.clone(), &access),
+            limits,
             async {
                 let _ = rx.await;
             },
@@ -219,10 +231,11 @@ impl MockServerBuilder {
         })?;
         let (tx, rx) = oneshot::channel();
         let router = app::router(app.clone(), &access);
+        let limits = app.limits.clone();
         let thread = std::thread::Builder::new()
             .name(format!("mock-server-{}", address.port()))
             .spawn(move || {
-                runtime.block_on(serve::serve(listener, router, async {
+                runtime.block_on(serve::serve(listener, router, limits, async {
                     let _ = rx.await;
                 }));
             })

@@ -61,6 +61,7 @@ mod form;
 mod harness;
 mod intercept;
 mod journal;
+mod limits;
 mod serve;
 mod wire;
 
@@ -88,4 +89,5 @@ pub use fault::{API_ENDPOINTS, ActiveFault, Fault, HeaderEquals};
 pub use harness::{ConsumerEnv, Error, MockServer, MockServerBuilder};
 pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError};
 pub use journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
+pub use limits::Limits;
 pub use wire::Wire;

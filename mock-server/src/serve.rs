@@ -13,8 +13,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
+
+use crate::limits::{DEFAULT_MAX_HEADERS, Limits, MIN_HEADER_BYTES};
 
 /// How long shutdown waits for requests in flight before it gives up on them.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,14 +41,26 @@ impl Connection {
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     let mut accepted: u64 = 0;
-    http.timer(TokioTimer::new());
+    http.timer(TokioTimer::new())
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
+        .header_read_timeout(limits.read_timeout);
+    if limits.max_headers != DEFAULT_MAX_HEADERS {
+        http.max_headers(limits.max_headers);
+    }
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // At the cap, new connections wait in the listen backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -73,6 +87,7 @@ pub(crate) async fn serve(
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
+            let _permit = permit;
             tokio::select! {
                 result = connection => {
                     if let Err(error) = result {
