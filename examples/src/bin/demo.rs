@@ -171,7 +171,6 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     produce_bar.finish();
 
     let base_group = format!("tpk-demo-{run_id}");
-    let started = Instant::now();
     let consume_side = |reader| {
         consume(
             reader,
@@ -183,9 +182,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             &bars,
         )
     };
-    let (by_cluster, by_workstation) =
+    let ((by_cluster, cluster_busy), (by_workstation, workstation_busy)) =
         tokio::try_join!(consume_side(&cluster), consume_side(&workstation))?;
-    let elapsed = started.elapsed();
+    let elapsed = cluster_busy.max(workstation_busy);
 
     let produced_ids: BTreeSet<usize> = (0..produced).collect();
     let overlap = by_cluster.intersection(&by_workstation).count();
@@ -196,7 +195,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         + cluster.tp.stats().skipped
         + workstation.tp.stats().consumed
         + workstation.tp.stats().skipped;
-    let alices = produced_ids
+    let alices = by_workstation
         .iter()
         .filter(|&&id| developer(id) == "alice")
         .count();
@@ -331,7 +330,7 @@ async fn consume(
     embedded: bool,
     args: &Args,
     bars: &MultiProgress,
-) -> anyhow::Result<BTreeSet<usize>> {
+) -> anyhow::Result<(BTreeSet<usize>, Duration)> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
@@ -350,9 +349,14 @@ async fn consume(
     let mut processed = BTreeSet::new();
     let mut messages = side.tp.filter_stream(&consumer, args.concurrency);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut first_decision = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let decided = messages.progress().total() as usize;
+        // The rate counts from the first decision, not from joining the group.
+        if decided > 0 && first_decision.is_none() {
+            first_decision = Some(Instant::now());
+        }
         bar.set_position(decided as u64);
         bar.set_message(format!("processed {}", processed.len()));
         if decided >= args.messages {
@@ -379,5 +383,6 @@ async fn consume(
     }
     messages.commit(CommitMode::Sync)?;
     bar.finish();
-    Ok(processed)
+    let busy = first_decision.map_or(Duration::ZERO, |first| first.elapsed());
+    Ok((processed, busy))
 }
