@@ -8,18 +8,19 @@
 //! default policy splits exactly: the pod takes the failed messages, the
 //! workstation leaves them.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use telepresence_kafka::{Client, FailurePolicy};
@@ -30,26 +31,6 @@ const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 4;
 const ID: &str = "chaos:orders";
 const PATIENCE: Duration = Duration::from_secs(120);
-
-struct Broker {
-    bootstrap: String,
-    _stop: mpsc::Sender<()>,
-}
-
-fn start_broker() -> Broker {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
-        ready_tx.send(cluster.bootstrap_servers()).unwrap();
-        let _ = stop_rx.recv();
-    });
-    Broker {
-        bootstrap: ready_rx.recv().unwrap(),
-        _stop: stop_tx,
-    }
-}
 
 fn is_alices(id: usize) -> bool {
     id % 3 == 0
@@ -222,7 +203,7 @@ fn restarter(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_chaos_the_default_policy_loses_nothing_and_repeats_nothing() {
     const COUNT: usize = 100_000;
-    let broker = start_broker();
+    let broker = start_broker(TOPIC, PARTITIONS);
     let landed = produce(&broker, COUNT).await;
     assert_eq!(landed.len(), COUNT);
 
@@ -303,7 +284,7 @@ async fn under_chaos_the_default_policy_loses_nothing_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_chaos_fail_stops_without_committing_past_the_failure_and_resumes() {
     const COUNT: usize = 10_000;
-    let broker = start_broker();
+    let broker = start_broker(TOPIC, PARTITIONS);
     let landed = produce(&broker, COUNT).await;
     let workstation_api = start_api(Side::Client, "127.0.0.1:0").await.unwrap();
     let tp = sdk(workstation_api.address(), ID, FailurePolicy::Fail);

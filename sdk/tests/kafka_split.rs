@@ -2,15 +2,16 @@
 //! cluster, in-process): a cluster consumer and a workstation consumer, each
 //! in its own group with the stream adapter, split a topic exactly.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use telepresence_kafka::{Client, ErrorKind, FailurePolicy};
@@ -21,30 +22,6 @@ const PARTITIONS: i32 = 3;
 const ID: &str = "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:orders";
 /// Bounds every wait on the broker; none is a fixed sleep.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The mock cluster lives on a thread of its own (it is neither `Send` nor
-/// `Sync`) until this is dropped.
-struct Broker {
-    bootstrap: String,
-    _stop: mpsc::Sender<()>,
-}
-
-fn start_broker() -> Broker {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let cluster = MockCluster::new(1).expect("mock cluster starts");
-        cluster
-            .create_topic(TOPIC, PARTITIONS, 1)
-            .expect("topic created");
-        ready_tx.send(cluster.bootstrap_servers()).unwrap();
-        let _ = stop_rx.recv(); // returns when the sender is dropped
-    });
-    Broker {
-        bootstrap: ready_rx.recv().unwrap(),
-        _stop: stop_tx,
-    }
-}
 
 /// Who each message is for: a third are alice's, in every partition.
 fn developer(id: usize) -> Option<&'static str> {
@@ -225,7 +202,7 @@ async fn first_per_partition(broker: &Broker, group: &str) -> BTreeMap<i32, i64>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_and_the_workstation_split_a_topic_exactly_once() {
-    let broker = start_broker();
+    let broker = start_broker(TOPIC, PARTITIONS);
     let landed = produce(&broker, 0, 900).await;
     let end = ends(&landed);
     let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
@@ -288,7 +265,7 @@ async fn the_cluster_and_the_workstation_split_a_topic_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message() {
-    let broker = start_broker();
+    let broker = start_broker(TOPIC, PARTITIONS);
     let landed = produce(&broker, 0, 90).await;
     let workstation = api(Side::Client).await;
     let tp = sdk(&workstation, FailurePolicy::Fail);
@@ -396,7 +373,7 @@ async fn quick_start_loop(consumer: &StreamConsumer, tp: &Client, count: usize) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_loop_processes_each_sides_share() {
-    let broker = start_broker();
+    let broker = start_broker(TOPIC, PARTITIONS);
     let landed = produce(&broker, 0, 60).await;
     let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
     let (cluster_tp, workstation_tp) = (
