@@ -20,8 +20,7 @@ use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use telepresence_kafka::{Client, FailurePolicy};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
@@ -47,41 +46,22 @@ fn chaos(id: usize) -> Option<&'static str> {
 }
 
 async fn produce(broker: &Broker, count: usize) -> BTreeMap<usize, (i32, i64)> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-    let sends = (0..count).map(|id| {
-        let producer = &producer;
-        async move {
-            let payload = id.to_string();
-            let mut headers = OwnedHeaders::new().insert(Header {
-                key: "x-dev",
-                value: Some(if is_alices(id) { "alice" } else { "bob" }),
-            });
-            if let Some(fault) = chaos(id) {
-                headers = headers.insert(Header {
-                    key: "x-chaos",
-                    value: Some(fault),
-                });
-            }
-            let record = FutureRecord::<(), _>::to(TOPIC)
-                .payload(&payload)
-                .partition(id as i32 % PARTITIONS)
-                .headers(headers);
-            let delivery = producer
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| e)
-                .unwrap();
-            (id, (delivery.partition, delivery.offset))
-        }
-    });
-    futures_util::stream::iter(sends)
-        .buffer_unordered(256)
-        .collect()
-        .await
+    common::produce(
+        broker,
+        TOPIC,
+        0..count,
+        256,
+        |id| id as i32 % PARTITIONS,
+        |id| {
+            let mut headers = vec![(
+                "x-dev",
+                if is_alices(id) { "alice" } else { "bob" }.to_owned(),
+            )];
+            headers.extend(chaos(id).map(|fault| ("x-chaos", fault.to_owned())));
+            headers
+        },
+    )
+    .await
 }
 
 /// A mock API for `side` on `listen`, with the message-tied faults.

@@ -11,8 +11,7 @@ use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use telepresence_kafka::{Client, ErrorKind, FailurePolicy};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
@@ -34,41 +33,22 @@ fn developer(id: usize) -> Option<&'static str> {
 
 /// Produces `count` messages with ids `first..`, returning where each landed.
 async fn produce(broker: &Broker, first: usize, count: usize) -> BTreeMap<usize, (i32, i64)> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
-        .create()
-        .unwrap();
-    let mut landed = BTreeMap::new();
-    for id in first..first + count {
-        let payload = id.to_string();
-        let path = format!("/orders/{id}");
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "x-id",
-                value: Some(payload.as_str()),
-            })
-            .insert(Header {
-                key: "x-path",
-                value: Some(path.as_str()),
-            });
-        if let Some(dev) = developer(id) {
-            headers = headers.insert(Header {
-                key: "x-dev",
-                value: Some(dev),
-            });
-        }
-        let record = FutureRecord::<(), _>::to(TOPIC)
-            .payload(&payload)
-            .partition(id as i32 % PARTITIONS)
-            .headers(headers);
-        let (partition, offset) = producer
-            .send(record, Duration::from_secs(5))
-            .await
-            .map(|delivery| (delivery.partition, delivery.offset))
-            .expect("delivered");
-        landed.insert(id, (partition, offset));
-    }
-    landed
+    common::produce(
+        broker,
+        TOPIC,
+        first..first + count,
+        1,
+        |id| id as i32 % PARTITIONS,
+        |id| {
+            let mut headers = vec![
+                ("x-id", id.to_string()),
+                ("x-path", format!("/orders/{id}")),
+            ];
+            headers.extend(developer(id).map(|dev| ("x-dev", dev.to_owned())));
+            headers
+        },
+    )
+    .await
 }
 
 fn consumer(broker: &Broker, group: &str) -> StreamConsumer {

@@ -27,3 +27,51 @@ pub fn start_broker(topic: &'static str, partitions: i32) -> Broker {
         _stop: stop_tx,
     }
 }
+
+/// Produces messages `ids` to `partition(id)` with payload `id` and the
+/// headers `headers(id)`, up to `in_flight` at once; returns where each landed.
+pub async fn produce(
+    broker: &Broker,
+    topic: &str,
+    ids: std::ops::Range<usize>,
+    in_flight: usize,
+    partition: impl Fn(usize) -> i32,
+    headers: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> std::collections::BTreeMap<usize, (i32, i64)> {
+    use futures_util::StreamExt;
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let sends = ids.map(|id| {
+        let (producer, partition, headers) = (&producer, &partition, &headers);
+        async move {
+            let payload = id.to_string();
+            let mut owned = OwnedHeaders::new();
+            for (key, value) in headers(id) {
+                owned = owned.insert(Header {
+                    key,
+                    value: Some(&value),
+                });
+            }
+            let record = FutureRecord::<(), _>::to(topic)
+                .payload(&payload)
+                .partition(partition(id))
+                .headers(owned);
+            let delivery = producer
+                .send(record, std::time::Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| e)
+                .expect("delivered");
+            (id, (delivery.partition, delivery.offset))
+        }
+    });
+    futures_util::stream::iter(sends)
+        .buffered(in_flight)
+        .collect()
+        .await
+}
