@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use telepresence_kafka::testcontainers::{Intercept, MockServer, PORT, Side, Wire};
+use telepresence_kafka::testcontainers::{Intercept, MockServer, PORT, Side};
 use testcontainers::core::IntoContainerPort;
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
@@ -151,13 +151,22 @@ pub fn committed(bootstrap: &str, group: &str, partitions: i32) -> BTreeMap<i32,
         .collect()
 }
 
-/// A mock Telepresence API container for `side`, speaking `wire`, with
+/// The Telepresence release the scenarios mock unless they say otherwise.
+pub const NEWEST: &str = "2.27";
+
+/// A mock Telepresence API container for `side` of `release`, with
 /// `intercepts`, on a fixed host port (so that it keeps its address across a
 /// stop and a start).
-pub async fn api(side: Side, wire: Wire, intercepts: Vec<Intercept>) -> ContainerAsync<MockServer> {
+pub async fn api(
+    side: Side,
+    release: &str,
+    intercepts: Vec<Intercept>,
+) -> ContainerAsync<MockServer> {
     let (name, tag) = MOCK_SERVER_IMAGE;
     ensure_image(name, tag, "mock-server");
-    let mut image = MockServer::default().with_side(side).with_wire(wire);
+    let mut image = MockServer::default()
+        .with_side(side)
+        .with_telepresence_version(release);
     for intercept in intercepts {
         image = image.with_intercept(intercept);
     }

@@ -134,6 +134,63 @@ async fn the_container_takes_the_intercept_flags_as_arguments() {
     );
 }
 
+/// The SDK's container module passes the release and the workload's ports:
+/// on a two-port workload, a message without a container port belongs to the
+/// first port's intercept from 2.25, and to no intercept before.
+#[tokio::test]
+async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
+    use telepresence_kafka::HeaderList;
+    use telepresence_kafka::testcontainers::{Intercept, MockServer, MockServerContainer, Side};
+
+    ensure_image(MOCK_SERVER_IMAGE.0, MOCK_SERVER_IMAGE.1, "mock-server");
+    for (release, pod_consumes_alice) in [("2.27", false), ("2.24.1", true)] {
+        let container = MockServer::default()
+            .with_side(Side::Agent)
+            .with_telepresence_version(release)
+            .with_workload_ports([8080, 9090])
+            .with_intercept(
+                Intercept::new("alice")
+                    .container_port(8080)
+                    .header("x-dev", "alice"),
+            )
+            .start()
+            .await
+            .expect("the mock server container starts");
+        let pod = container.client_builder().await.unwrap().build().unwrap();
+        let alice = HeaderList::new(&[("x-dev", Some(b"alice"))]);
+        assert_eq!(
+            pod.should_consume(&alice).await.unwrap(),
+            pod_consumes_alice,
+            "Telepresence {release}"
+        );
+        let status = reqwest::Client::new()
+            .get(format!("{}/_mock/", container.api_url().await.unwrap()))
+            .bearer_auth(container.image().admin_token())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(status["telepresence_version"], release);
+        assert_eq!(status["workload_ports"], serde_json::json!([8080, 9090]));
+    }
+    let paths = MockServer::default()
+        .with_intercept(Intercept::new("i").path_prefix("/a/").path_prefix("/b/"))
+        .start()
+        .await
+        .expect("the mock server container starts");
+    let url = paths.api_url().await.unwrap();
+    for (path, expected) in [("/a/1", "true"), ("/b/2", "true"), ("/c/3", "false")] {
+        assert_eq!(
+            get(&format!("{url}/consume-here?path={path}"), &[(CALLER, "i")]).await,
+            (200, expected.to_owned()),
+            "{path}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_container_stops_cleanly_on_sigterm() {
     let container = image()

@@ -7,11 +7,11 @@
 use std::collections::BTreeSet;
 
 use telepresence_kafka::HeaderList;
-use telepresence_kafka::testcontainers::{Intercept, MockServerContainer, Side, Wire};
+use telepresence_kafka::testcontainers::{Intercept, MockServerContainer, Side};
 use telepresence_kafka_integration_tests::broker::Tansu;
 use telepresence_kafka_integration_tests::scenario::{
-    ApiEnv, ConsumerProcess, GROUP, INTERCEPT_ID, TestMessage, alices_intercept, api, committed,
-    create_topic, ids, mixed_messages, produce,
+    ApiEnv, ConsumerProcess, GROUP, INTERCEPT_ID, NEWEST, TestMessage, alices_intercept, api,
+    committed, create_topic, ids, mixed_messages, produce,
 };
 
 const CONSUMER: &str = env!("CARGO_BIN_EXE_split-consumer");
@@ -41,15 +41,15 @@ fn set(ids: &[usize]) -> BTreeSet<usize> {
     set
 }
 
-/// Both sides drain `messages` against APIs speaking `wire`: every message
+/// Both sides drain `messages` against the APIs of `release`: every message
 /// is processed exactly once, the workstation's share exactly what matches.
-async fn split_with_wire(wire: Wire, count: usize) {
+async fn split_with_release(release: &str, count: usize) {
     let (_broker, bootstrap) = Tansu::start().await;
     create_topic(&bootstrap, PARTITIONS).await;
     let messages = mixed_messages(0..count);
     produce(&bootstrap, &messages).await;
-    let pod_api = api(Side::Agent, wire, vec![alices_intercept()]).await;
-    let workstation_api = api(Side::Client, wire, vec![alices_intercept()]).await;
+    let pod_api = api(Side::Agent, release, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, release, vec![alices_intercept()]).await;
 
     let in_pod =
         ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&ApiEnv::of(&pod_api).await), &[]);
@@ -88,12 +88,12 @@ async fn split_with_wire(wire: Wire, count: usize) {
 
 #[tokio::test]
 async fn the_pod_and_the_workstation_split_a_topic_exactly() {
-    split_with_wire(Wire::V2_25, 2000).await;
+    split_with_release(NEWEST, 2000).await;
 }
 
 #[tokio::test]
 async fn intercept_info_returns_the_intercepts_metadata() {
-    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
     let tp = workstation_api
         .client_builder()
         .await
@@ -110,13 +110,13 @@ async fn intercept_info_returns_the_intercepts_metadata() {
 }
 
 #[tokio::test]
-async fn the_split_holds_with_the_wire_format_of_telepresence_2_5_to_2_24() {
-    split_with_wire(Wire::V2_5, 600).await;
+async fn the_split_holds_with_telepresence_2_5_to_2_24() {
+    split_with_release("2.24", 600).await;
 }
 
 #[tokio::test]
-async fn the_split_holds_with_the_wire_format_of_telepresence_2_4() {
-    split_with_wire(Wire::V2_4, 600).await;
+async fn the_split_holds_with_telepresence_2_4() {
+    split_with_release("2.4", 600).await;
 }
 
 #[tokio::test]
@@ -125,8 +125,8 @@ async fn a_consumer_stopped_mid_stream_resumes_without_loss_or_repeats() {
     create_topic(&bootstrap, PARTITIONS).await;
     let messages = mixed_messages(0..1200);
     produce(&bootstrap, &messages).await;
-    let pod_api = api(Side::Agent, Wire::V2_25, vec![alices_intercept()]).await;
-    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let pod_api = api(Side::Agent, NEWEST, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
     let (pod_env, workstation_env) = (
         ApiEnv::of(&pod_api).await,
         ApiEnv::of(&workstation_api).await,
@@ -173,8 +173,8 @@ async fn an_intercept_that_starts_and_ends_mid_stream_moves_messages_and_back() 
     let (_broker, bootstrap) = Tansu::start().await;
     create_topic(&bootstrap, PARTITIONS).await;
     // No intercept yet: the workstation's consumer runs, its intercept ID unknown to the APIs.
-    let pod_api = api(Side::Agent, Wire::V2_25, vec![]).await;
-    let workstation_api = api(Side::Client, Wire::V2_25, vec![]).await;
+    let pod_api = api(Side::Agent, NEWEST, vec![]).await;
+    let workstation_api = api(Side::Client, NEWEST, vec![]).await;
     let in_pod =
         ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&ApiEnv::of(&pod_api).await), &[]);
     let on_workstation = ConsumerProcess::spawn(
@@ -220,8 +220,8 @@ async fn an_intercept_that_starts_and_ends_mid_stream_moves_messages_and_back() 
 async fn when_both_apis_hang_the_pod_consumes_and_the_workstation_skips_and_says_so() {
     let (_broker, bootstrap) = Tansu::start().await;
     create_topic(&bootstrap, PARTITIONS).await;
-    let pod_api = api(Side::Agent, Wire::V2_25, vec![alices_intercept()]).await;
-    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let pod_api = api(Side::Agent, NEWEST, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
     let fast_timeout = [("TPK_TIMEOUT_MS", "300")];
     let in_pod = ConsumerProcess::spawn(
         CONSUMER,
@@ -282,7 +282,7 @@ async fn with_fail_a_consumer_whose_api_stops_exits_without_committing_past_what
  {
     let (_broker, bootstrap) = Tansu::start().await;
     create_topic(&bootstrap, PARTITIONS).await;
-    let workstation_api = api(Side::Client, Wire::V2_25, vec![alices_intercept()]).await;
+    let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
     let env = ApiEnv::of(&workstation_api).await;
     let fail = [("TPK_FAILURE_POLICY", "fail"), ("TPK_TIMEOUT_MS", "300")];
     let consumer = ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&env), &fail);
@@ -341,20 +341,7 @@ async fn on_a_multi_port_workload_the_pod_needs_the_container_port() {
     create_topic(&bootstrap, PARTITIONS).await;
     let messages = mixed_messages(0..400);
     produce(&bootstrap, &messages).await;
-    // alice intercepts the web port, bob the admin port.
-    let pod_api = api(
-        Side::Agent,
-        Wire::V2_25,
-        vec![
-            Intercept::new("alice:web")
-                .container_port(8080)
-                .header("x-dev", "alice"),
-            Intercept::new("bob:admin")
-                .container_port(9090)
-                .header("x-dev", "bob"),
-        ],
-    )
-    .await;
+    let pod_api = api(Side::Agent, NEWEST, two_port_intercepts()).await;
     let env = ApiEnv::of(&pod_api).await;
 
     // The web container's consumer sends its port: alice's messages are hers.
@@ -368,8 +355,9 @@ async fn on_a_multi_port_workload_the_pod_needs_the_container_port() {
     let web = set(&web.stop().await.processed);
     assert_eq!(web, ids(&messages, |m| m.dev != Some("alice")));
 
-    // Without containerPort the API cannot choose between two ports and
-    // intercepts nothing: the pod would process alice's and bob's messages too.
+    // Without containerPort, Telepresence 2.25 and later take the workload's
+    // first port: the pod would process bob's messages too (his intercept is
+    // on the second port, never looked at).
     let portless = ConsumerProcess::spawn(
         CONSUMER,
         &bootstrap,
@@ -378,7 +366,32 @@ async fn on_a_multi_port_workload_the_pod_needs_the_container_port() {
     );
     portless.wait_for_progress(400).await;
     let portless = set(&portless.stop().await.processed);
+    assert_eq!(portless, ids(&messages, |m| m.dev != Some("alice")));
+
+    // Older releases choose no port at all: the pod would process alice's
+    // messages as well.
+    let old_pod_api = api(Side::Agent, "2.24", two_port_intercepts()).await;
+    let portless = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&ApiEnv::of(&old_pod_api).await),
+        &[("KAFKA_GROUP", "portless-2.24")],
+    );
+    portless.wait_for_progress(400).await;
+    let portless = set(&portless.stop().await.processed);
     assert_eq!(portless, ids(&messages, |_| true));
+}
+
+/// alice intercepts the web port, bob the admin port.
+fn two_port_intercepts() -> Vec<Intercept> {
+    vec![
+        Intercept::new("alice:web")
+            .container_port(8080)
+            .header("x-dev", "alice"),
+        Intercept::new("bob:admin")
+            .container_port(9090)
+            .header("x-dev", "bob"),
+    ]
 }
 
 #[tokio::test]
@@ -388,7 +401,7 @@ async fn without_telepresence_a_consumer_processes_everything_and_asks_nothing()
     let messages = mixed_messages(0..300);
     produce(&bootstrap, &messages).await;
     // An API is running, but the consumer's environment does not point at it.
-    let idle_api = api(Side::Agent, Wire::V2_25, vec![alices_intercept()]).await;
+    let idle_api = api(Side::Agent, NEWEST, vec![alices_intercept()]).await;
 
     let consumer = ConsumerProcess::spawn(CONSUMER, &bootstrap, None, &[]);
     consumer.wait_for_progress(300).await;

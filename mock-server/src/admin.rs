@@ -91,10 +91,14 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
 }
 
 pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
+    let set = app.intercept_set();
     Json(json!({
         "side": app.side,
-        "wire": app.wire,
-        "intercepts": app.intercepts(),
+        "telepresence_version": app.version,
+        "wire": app.rules.wire,
+        "workload_ports": set.workload_ports(),
+        "workload_ports_declared": set.has_declared_ports(),
+        "intercepts": set.specs().collect::<Vec<_>>(),
         "journal": { "capacity": app.journal.capacity(), "entries": app.journal.len() },
         "faults": app.faults.list(),
     }))
@@ -106,7 +110,7 @@ async fn list_intercepts(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn get_intercept(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    match app.intercepts().into_iter().find(|i| i.id == id) {
+    match app.intercept_set().get(&id) {
         Some(intercept) => Json(intercept).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
@@ -120,11 +124,11 @@ async fn add_intercept(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(i) => i,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    if let Err(e) = intercept.validate() {
+    if let Err(e) = intercept.validate_for(&app.rules) {
         return error(StatusCode::BAD_REQUEST, e);
     }
     let added = intercept.clone();
-    match app.edit_intercepts(|list| list.push(intercept)) {
+    match app.add_intercept(intercept) {
         Ok(()) => (StatusCode::CREATED, Json(added)).into_response(),
         Err(e @ InterceptSetError::DuplicateId { .. }) => error(StatusCode::CONFLICT, e),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
@@ -136,26 +140,21 @@ async fn replace_intercepts(State(app): State<Arc<App>>, body: Bytes) -> Respons
         Ok(i) => i,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match app.edit_intercepts(|list| *list = intercepts) {
+    match app.replace_intercepts(intercepts) {
         Ok(()) => Json(app.intercepts()).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }
 
 async fn delete_intercepts(State(app): State<Arc<App>>) -> Response {
-    match app.edit_intercepts(Vec::clear) {
+    match app.replace_intercepts(Vec::new()) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
 async fn delete_intercept(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    let removed = app.edit_intercepts(|list| {
-        let before = list.len();
-        list.retain(|i| i.id != id);
-        before != list.len()
-    });
-    match removed {
+    match app.remove_intercept(&id) {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(
             StatusCode::NOT_FOUND,

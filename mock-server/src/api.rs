@@ -35,8 +35,14 @@ pub(crate) async fn consume_here(State(app): State<Arc<App>>, req: Request) -> R
     handle(&app, Endpoint::ConsumeHere, req).await
 }
 
+/// Telepresence 2.4 had no `/intercept-info`: Go's 404, like any unknown path.
 pub(crate) async fn intercept_info(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::InterceptInfo, req).await
+    let endpoint = if app.rules.serves_intercept_info {
+        Endpoint::InterceptInfo
+    } else {
+        Endpoint::Unknown
+    };
+    handle(&app, endpoint, req).await
 }
 
 pub(crate) async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -53,34 +59,37 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
             tokio::time::sleep(delay).await;
         }
         if injection.close {
-            record(app, unix_ms, &parts, &[], &[], None, Some(injection.label));
-            return close_connection(&parts).await;
-        }
-        if let Some(status) = injection.status {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let answer = app.wire.error(
-                status,
-                &format!("mock fault: injected status {}", status.as_u16()),
-            );
             record(
                 app,
                 unix_ms,
                 &parts,
                 &[],
                 &[],
-                Some(&answer),
+                None,
+                None,
                 Some(injection.label),
             );
+            return close_connection(&parts).await;
+        }
+        if let Some(status) = injection.status {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let answer = app.rules.wire.error(
+                status,
+                &format!("mock fault: injected status {}", status.as_u16()),
+            );
+            let fault = Some(injection.label);
+            record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
             return answer.into_response();
         }
         fault = Some(injection.label);
     }
 
-    let (path, port, answer) = match endpoint {
+    let (path, port, answer, matched) = match endpoint {
         Endpoint::Healthz => (
             Cow::Borrowed(&[][..]),
             Cow::Borrowed(&[][..]),
             Answer::empty_ok(),
+            None,
         ),
         Endpoint::Unknown => {
             let answer = match go_clean_path(parts.uri.path()) {
@@ -93,24 +102,33 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
                 }
                 _ => Answer::not_found(),
             };
-            (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..]), answer)
+            (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..]), answer, None)
         }
         Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
             let form_body = match read_form_body(app, &parts, body).await {
                 Ok(bytes) => bytes,
                 Err(answer) => {
-                    record(app, unix_ms, &parts, &[], &[], Some(&answer), fault);
+                    record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
                     return answer.into_response();
                 }
             };
             let query = parts.uri.query().unwrap_or_default().as_bytes();
             let path = form::form_value(&form_body, query, "path").into_owned();
             let port = form::form_value(&form_body, query, "containerPort").into_owned();
-            let answer = decide(app, endpoint, &parts, &path, &port);
-            (Cow::Owned(path), Cow::Owned(port), answer)
+            let (answer, matched) = decide(app, endpoint, &parts, &path, &port);
+            (Cow::Owned(path), Cow::Owned(port), answer, matched)
         }
     };
-    record(app, unix_ms, &parts, &path, &port, Some(&answer), fault);
+    record(
+        app,
+        unix_ms,
+        &parts,
+        &path,
+        &port,
+        Some(&answer),
+        matched,
+        fault,
+    );
     tracing::debug!(
         method = %parts.method,
         uri = %parts.uri,
@@ -121,13 +139,22 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
     answer.into_response()
 }
 
-fn decide(app: &App, endpoint: Endpoint, parts: &Parts, path: &[u8], port: &[u8]) -> Answer {
+/// The answer, and the ID of the intercept that matched.
+fn decide(
+    app: &App,
+    endpoint: Endpoint,
+    parts: &Parts,
+    path: &[u8],
+    port: &[u8],
+) -> (Answer, Option<Arc<str>>) {
     let container_port = match form::parse_container_port(port) {
         Ok(port) => port,
         Err(reason) => {
-            return app
+            let answer = app
+                .rules
                 .wire
                 .error(StatusCode::BAD_REQUEST, &format!("containerPort: {reason}"));
+            return (answer, None);
         }
     };
     let intercepts = app.intercept_set();
@@ -139,14 +166,15 @@ fn decide(app: &App, endpoint: Endpoint, parts: &Parts, path: &[u8], port: &[u8]
             container_port,
         },
     );
-    match endpoint {
-        Endpoint::ConsumeHere => app.wire.boolean(decision.consume_here(app.side)),
-        _ => app.wire.intercept_info(
+    let answer = match endpoint {
+        Endpoint::ConsumeHere => app.rules.wire.boolean(decision.consume_here(app.side)),
+        _ => app.rules.wire.intercept_info(
             decision.intercepted(),
             app.side == Side::Client,
-            decision.matched,
+            decision.metadata(),
         ),
-    }
+    };
+    (answer, decision.matched.map(|i| i.id.clone()))
 }
 
 /// The body, when Go would read it as a form; otherwise nothing.
@@ -173,6 +201,7 @@ async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Bytes, A
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn record(
     app: &App,
     unix_ms: u64,
@@ -180,6 +209,7 @@ fn record(
     path: &[u8],
     port: &[u8],
     answer: Option<&Answer>,
+    matched: Option<Arc<str>>,
     fault: Option<String>,
 ) {
     if !app.journal.is_enabled() {
@@ -198,6 +228,7 @@ fn record(
         data: journal::pack(path, port, &parts.headers),
         status: answer.map(|a| a.status),
         answer: answer.map(|a| a.body.clone()).unwrap_or_default(),
+        matched,
         fault,
     });
 }

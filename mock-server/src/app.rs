@@ -12,6 +12,7 @@ use crate::fault::Faults;
 use crate::intercept::Intercept;
 use crate::journal::Journal;
 use crate::limits::Limits;
+use crate::version::{Rules, TelepresenceVersion};
 use crate::wire::Wire;
 use crate::{admin, api};
 
@@ -19,7 +20,12 @@ use crate::{admin, api};
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) side: Side,
-    pub(crate) wire: Wire,
+    /// The release mocked.
+    pub(crate) version: TelepresenceVersion,
+    /// Its rules, with the wire format possibly overridden.
+    pub(crate) rules: Rules,
+    /// The workload's ports when declared; otherwise they follow the intercepts.
+    workload_ports: Option<Vec<u16>>,
     /// Read on every request without a lock; replaced whole on every change.
     intercepts: ArcSwap<InterceptSet>,
     /// Serialises changes, so two concurrent edits cannot lose one another.
@@ -29,18 +35,34 @@ pub(crate) struct App {
     pub(crate) limits: Limits,
 }
 
+/// What the mock stands in for: a side of a Telepresence release, and the workload.
+#[derive(Clone, Debug)]
+pub(crate) struct Mocked {
+    pub(crate) side: Side,
+    pub(crate) version: TelepresenceVersion,
+    pub(crate) wire: Option<Wire>,
+    pub(crate) workload_ports: Option<Vec<u16>>,
+}
+
 impl App {
     pub(crate) fn new(
-        side: Side,
-        wire: Wire,
+        mocked: Mocked,
         intercepts: &[Intercept],
         journal_capacity: usize,
         limits: Limits,
     ) -> Result<Self, InterceptSetError> {
+        let mut rules = mocked.version.rules();
+        if let Some(wire) = mocked.wire {
+            rules.wire = wire;
+        }
+        let set = InterceptSet::new(intercepts, rules, mocked.workload_ports.as_deref())?;
+        warn_literal_regexes(&set, |_| true);
         Ok(Self {
-            side,
-            wire,
-            intercepts: ArcSwap::from_pointee(InterceptSet::new(intercepts)?),
+            side: mocked.side,
+            version: mocked.version,
+            rules,
+            workload_ports: mocked.workload_ports,
+            intercepts: ArcSwap::from_pointee(set),
             edits: Mutex::new(()),
             journal: Journal::new(journal_capacity),
             faults: Faults::default(),
@@ -57,16 +79,56 @@ impl App {
     }
 
     /// Applies `edit` to the list of intercepts and swaps the result in whole,
-    /// so a request sees either the old set or the new one.
-    pub(crate) fn edit_intercepts<T>(
+    /// so a request sees either the old set or the new one. Invalid regular
+    /// expressions taken literally are logged for the intercepts `is_new` names.
+    fn edit_intercepts<T>(
         &self,
         edit: impl FnOnce(&mut Vec<Intercept>) -> T,
+        is_new: impl Fn(&str) -> bool,
     ) -> Result<T, InterceptSetError> {
         let _guard = self.edits.lock();
         let mut list = self.intercepts();
         let outcome = edit(&mut list);
-        self.intercepts.store(Arc::new(InterceptSet::new(&list)?));
+        let set = InterceptSet::new(&list, self.rules, self.workload_ports.as_deref())?;
+        warn_literal_regexes(&set, is_new);
+        self.intercepts.store(Arc::new(set));
         Ok(outcome)
+    }
+
+    /// Adds an intercept; its ID must be new.
+    pub(crate) fn add_intercept(&self, intercept: Intercept) -> Result<(), InterceptSetError> {
+        let id = intercept.id.clone();
+        self.edit_intercepts(|list| list.push(intercept), |new| new == id)
+    }
+
+    /// Replaces every intercept.
+    pub(crate) fn replace_intercepts(
+        &self,
+        intercepts: Vec<Intercept>,
+    ) -> Result<(), InterceptSetError> {
+        self.edit_intercepts(|list| *list = intercepts, |_| true)
+    }
+
+    /// Removes the intercept with this ID; `false` if there was none.
+    pub(crate) fn remove_intercept(&self, id: &str) -> Result<bool, InterceptSetError> {
+        self.edit_intercepts(
+            |list| {
+                let before = list.len();
+                list.retain(|i| i.id != id);
+                before != list.len()
+            },
+            |_| false,
+        )
+    }
+}
+
+/// One warning line per filter value taken literally.
+fn warn_literal_regexes(set: &InterceptSet, is_new: impl Fn(&str) -> bool) {
+    for (id, key, value) in set.literal_regexes().filter(|(id, _, _)| is_new(id)) {
+        tracing::warn!(
+            "intercept {id:?}: {key}: `{value}` is not a valid regular expression; \
+             like Telepresence 2.25 and later, it matches only the exact value `{value}`"
+        );
     }
 }
 

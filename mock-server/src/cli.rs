@@ -18,6 +18,7 @@ use crate::harness::{MockServer, MockServerBuilder};
 use crate::intercept::{DEFAULT_CONTAINER_PORT, Intercept};
 use crate::journal::DEFAULT_JOURNAL_CAPACITY;
 use crate::limits::Limits;
+use crate::version::TelepresenceVersion;
 use crate::wire::Wire;
 
 /// A faithful mock of Telepresence's REST API server.
@@ -36,6 +37,24 @@ pub struct Args {
     /// Which side to mock: client (workstation) or agent (cluster) [default: client]
     #[arg(long, value_name = "SIDE")]
     pub side: Option<Side>,
+
+    /// The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire
+    /// format and its rules (2.4.8 and later)
+    #[arg(
+        long,
+        value_name = "V",
+        help = format!(
+            "The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire format \
+             and its rules (2.4.8 and later) [default: {}, the newest release this mock knows]",
+            TelepresenceVersion::NEWEST_KNOWN
+        )
+    )]
+    pub telepresence_version: Option<TelepresenceVersion>,
+
+    /// A container port of the workload, in the order of the traffic-agent's
+    /// configuration; repeat for each port [default: the intercepts' ports]
+    #[arg(long = "workload-port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workload_ports: Vec<u16>,
 
     /// YAML (or JSON) configuration file; flags override its values.
     /// Without it, the YAML in $TELEPRESENCE_MOCK_CONFIG is read, if set
@@ -68,24 +87,26 @@ pub struct Args {
     )]
     pub http_header: Vec<HeaderFlag>,
 
-    /// Match requests whose path equals P
-    #[arg(long, value_name = "P", group = "path", help_heading = "Intercept")]
-    pub http_path_equal: Option<String>,
+    /// Match requests whose path equals P. The three path flags repeat
+    /// (any may match) from Telepresence 2.25; before, one path flag at most
+    #[arg(long, value_name = "P", help_heading = "Intercept")]
+    pub http_path_equal: Vec<String>,
 
     /// Match requests whose path starts with P
-    #[arg(long, value_name = "P", group = "path", help_heading = "Intercept")]
-    pub http_path_prefix: Option<String>,
+    #[arg(long, value_name = "P", help_heading = "Intercept")]
+    pub http_path_prefix: Vec<String>,
 
     /// Match requests whose path contains a match of the regex RE
-    #[arg(long, value_name = "RE", group = "path", help_heading = "Intercept")]
-    pub http_path_regex: Option<String>,
+    #[arg(long, value_name = "RE", help_heading = "Intercept")]
+    pub http_path_regex: Vec<String>,
 
     /// Metadata KEY=VALUE returned by /intercept-info (repeatable)
     #[arg(long, visible_alias = "metadata", value_name = "K=V", value_parser = parse_key_value, help_heading = "Intercept")]
     pub http_meta: Vec<(String, String)>,
 
-    /// Wire format of the Telepresence version to mock: 2.25, 2.5 or 2.4 [default: 2.25]
-    #[arg(long, value_name = "VERSION")]
+    /// Overrides the wire format of the release mocked: 2.25, 2.5 or 2.4
+    /// (the format of 2.25+, 2.5 to 2.24, 2.4), keeping its other rules
+    #[arg(long, value_name = "FORMAT")]
     pub wire: Option<Wire>,
 
     /// Print the TELEPRESENCE_API_* and TELEPRESENCE_INTERCEPT_ID variables a
@@ -205,9 +226,9 @@ impl Args {
         self.intercept_id.is_some()
             || self.container_port.is_some()
             || !self.http_header.is_empty()
-            || self.http_path_equal.is_some()
-            || self.http_path_prefix.is_some()
-            || self.http_path_regex.is_some()
+            || !self.http_path_equal.is_empty()
+            || !self.http_path_prefix.is_empty()
+            || !self.http_path_regex.is_empty()
             || !self.http_meta.is_empty()
     }
 
@@ -226,9 +247,9 @@ impl Args {
                 HeaderFlag::All => intercept,
             };
         }
-        intercept.path_equal = self.http_path_equal.clone();
-        intercept.path_prefix = self.http_path_prefix.clone();
-        intercept.path_regex = self.http_path_regex.clone();
+        intercept.path_equal.clone_from(&self.http_path_equal);
+        intercept.path_prefix.clone_from(&self.http_path_prefix);
+        intercept.path_regex.clone_from(&self.http_path_regex);
         for (key, value) in &self.http_meta {
             intercept = intercept.metadata(key, value);
         }
@@ -239,18 +260,30 @@ impl Args {
     /// flags. Flags win; intercept flags, when any is given, describe the one
     /// intercept that replaces the file's.
     pub fn to_builder(&self) -> Result<MockServerBuilder, ConfigError> {
-        let file = match &self.config {
-            Some(path) => ConfigFile::load(path)?,
+        let (file, file_origin) = match &self.config {
+            Some(path) => (ConfigFile::load(path)?, ConfigOrigin::File(path.clone())),
             None => match std::env::var(CONFIG_ENV) {
-                Ok(yaml) if !yaml.trim().is_empty() => {
-                    ConfigFile::parse(&yaml, &ConfigOrigin::Env)?
-                }
-                _ => ConfigFile::default(),
+                Ok(yaml) if !yaml.trim().is_empty() => (
+                    ConfigFile::parse(&yaml, &ConfigOrigin::Env)?,
+                    ConfigOrigin::Env,
+                ),
+                _ => (ConfigFile::default(), ConfigOrigin::CommandLine),
             },
         };
-        let intercepts = match (&file.intercepts, self.describes_an_intercept()) {
-            (Some(list), false) => list.clone(),
-            _ => vec![self.intercept()],
+        let (intercepts, intercepts_origin) =
+            match (&file.intercepts, self.describes_an_intercept()) {
+                (Some(list), false) => (list.clone(), file_origin),
+                _ => (vec![self.intercept()], ConfigOrigin::CommandLine),
+            };
+        let version = self
+            .telepresence_version
+            .or(file.telepresence_version)
+            .unwrap_or_default();
+        let wire = self.wire.or(file.wire);
+        let workload_ports = if self.workload_ports.is_empty() {
+            file.container_ports
+        } else {
+            Some(self.workload_ports.clone())
         };
         // The file's address was checked when the file was read.
         let listen = self
@@ -285,17 +318,24 @@ impl Args {
             .limits(limits)
             .listen(listen)
             .side(self.side.or(file.side).unwrap_or_default())
-            .wire(self.wire.or(file.wire).unwrap_or_default())
+            .telepresence_version(version)
             .intercepts(intercepts.clone())
             .journal_capacity(self.journal_capacity)
             .admin(!self.no_admin);
         if let Some(token) = token {
             builder = builder.admin_token(token);
         }
-        // Validate now, so that the error names the command line rather than
-        // surfacing later as a start failure.
-        crate::decision::InterceptSet::new(&intercepts)
-            .map_err(|e| ConfigError::invalid(&ConfigOrigin::CommandLine, e))?;
+        if let Some(wire) = wire {
+            builder = builder.wire(wire);
+        }
+        if let Some(ports) = &workload_ports {
+            builder = builder.workload_ports(ports.iter().copied());
+        }
+        // Validate now, with the release finally chosen, so that the error
+        // names where the intercepts came from rather than surfacing later as
+        // a start failure.
+        crate::decision::InterceptSet::new(&intercepts, version.rules(), workload_ports.as_deref())
+            .map_err(|e| ConfigError::invalid(&intercepts_origin, e))?;
         Ok(builder)
     }
 }
@@ -376,11 +416,22 @@ fn announce(server: &MockServer, token_generated: bool) {
         }
         (true, Some(_)) => "admin API at /_mock/ with the given token".to_owned(),
     };
+    let version = server.telepresence_version();
+    let newer = if version.is_newer_than_known() {
+        format!(
+            " (newer than {}, the newest release this mock knows: mocked with its rules)",
+            TelepresenceVersion::NEWEST_KNOWN
+        )
+    } else {
+        String::new()
+    };
+    let ports = server.workload_ports();
     tracing::info!(
-        "listening on {} as the {} side (wire {}, {admin}); {summary}",
+        "listening on {} as the {} side of Telepresence {version}{newer} (wire {}, workload ports {}, {admin}); {summary}",
         server.url(),
         server.side(),
-        server.wire()
+        server.wire(),
+        crate::decision::port_list(&ports),
     );
 }
 
@@ -507,10 +558,27 @@ mod tests {
     }
 
     #[test]
-    fn two_path_flags_are_refused() {
-        let err =
-            Args::try_parse_from(["m", "--http-path-equal", "/a", "--http-path-prefix", "/b"])
-                .unwrap_err();
-        assert!(err.to_string().contains("cannot be used with"), "{err}");
+    fn path_flags_repeat() {
+        let args = Args::parse_from([
+            "m",
+            "--intercept-id",
+            "i",
+            "--http-path-equal",
+            "/a",
+            "--http-path-prefix",
+            "/b",
+            "--http-path-prefix",
+            "/c",
+            "--http-path-regex",
+            "^/d",
+        ]);
+        assert_eq!(
+            args.intercept(),
+            Intercept::new("i")
+                .path_equal("/a")
+                .path_prefix("/b")
+                .path_prefix("/c")
+                .path_regex("^/d")
+        );
     }
 }

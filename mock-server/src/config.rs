@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::{InterceptSet, Side};
 use crate::intercept::Intercept;
+use crate::version::TelepresenceVersion;
 use crate::wire::Wire;
 
 /// The environment variable that may hold the whole configuration as inline YAML.
@@ -20,14 +21,15 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9980";
 /// are refused.
 ///
 /// ```yaml
-/// side: agent            # client | agent
+/// side: agent                  # client | agent
 /// listen: 127.0.0.1:9980
-/// wire: "2.25"
+/// telepresence_version: "2.27" # the release to mock (default: the newest known)
+/// container_ports: [8080, 9090] # the workload's ports, in agent order
 /// intercepts:
 ///   - id: "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server"
 ///     container_port: 8080
 ///     headers: { x: y, x-user: "^dev-.*" }
-///     path_prefix: /api     # at most one of path_equal, path_prefix, path_regex
+///     path_prefix: [/api, /v2/api]  # a string or a list; before 2.25 at most one filter
 ///     metadata: { a: b }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +41,15 @@ pub struct ConfigFile {
     /// The address to listen on, `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
-    /// The wire format: `2.25`, `2.5` or `2.4`.
+    /// The Telepresence release to mock, e.g. `"2.27"` or `"2.24.1"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telepresence_version: Option<TelepresenceVersion>,
+    /// Overrides the release's wire format: `2.25`, `2.5` or `2.4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<Wire>,
+    /// The workload's interceptable container ports, in agent-configuration order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_ports: Option<Vec<u16>>,
     /// The intercepts; absent means "one default intercept", `[]` means none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intercepts: Option<Vec<Intercept>>,
@@ -125,8 +133,11 @@ impl ConfigFile {
             resolve_listen(listen)
                 .map_err(|e| ConfigError::invalid(origin, format!("listen: {e}")))?;
         }
-        if let Some(intercepts) = &self.intercepts {
-            InterceptSet::new(intercepts).map_err(|e| ConfigError::invalid(origin, e))?;
+        if self.intercepts.is_some() || self.container_ports.is_some() {
+            let rules = self.telepresence_version.unwrap_or_default().rules();
+            let intercepts = self.intercepts.as_deref().unwrap_or_default();
+            InterceptSet::new(intercepts, rules, self.container_ports.as_deref())
+                .map_err(|e| ConfigError::invalid(origin, e))?;
         }
         Ok(())
     }
@@ -153,25 +164,31 @@ mod tests {
     fn the_documented_example_parses() {
         let config = parse(
             r#"
-side: agent            # client | agent
+side: agent                  # client | agent
 listen: 127.0.0.1:9980
-wire: "2.25"
+telepresence_version: "2.27" # the release to mock (default: the newest known)
+container_ports: [8080, 9090] # the workload's ports, in agent order
 intercepts:
   - id: "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server"
     container_port: 8080
     headers: { x: y, x-user: "^dev-.*" }
-    path_prefix: /api     # at most one of path_equal, path_prefix, path_regex
+    path_prefix: [/api, /v2/api]  # a string or a list; before 2.25 at most one filter
     metadata: { a: b }
 "#,
         )
         .unwrap();
         assert_eq!(config.side, Some(Side::Agent));
-        assert_eq!(config.wire, Some(Wire::V2_25));
+        assert_eq!(
+            config.telepresence_version.map(|v| v.to_string()),
+            Some("2.27".to_owned())
+        );
+        assert_eq!(config.container_ports, Some(vec![8080, 9090]));
         let expected = Intercept::new("4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:echo-server")
             .container_port(8080)
             .header("x", "y")
             .header("x-user", "^dev-.*")
             .path_prefix("/api")
+            .path_prefix("/v2/api")
             .metadata("a", "b");
         assert_eq!(config.intercepts, Some(vec![expected]));
     }
@@ -194,16 +211,36 @@ intercepts:
                 "config file mock.yaml: intercepts[0]: unknown field `colour`",
             ),
             (
-                "intercepts:\n  - id: a\n  - id: b\n    path_equal: /a\n    path_prefix: /b\n",
-                "config file mock.yaml: intercepts[1] (\"b\"): path_prefix: at most one path matcher",
+                "telepresence_version: '2.24'\nintercepts:\n  - id: a\n  - id: b\n    path_equal: /a\n    path_prefix: /b\n",
+                "config file mock.yaml: intercepts[1] (\"b\"): path_prefix: at most one path filter is allowed before Telepresence 2.25",
             ),
             (
-                "intercepts:\n  - id: a\n    path_regex: '(x'\n",
+                "telepresence_version: '2.24.1'\nintercepts:\n  - id: a\n    path_regex: '(x'\n",
                 "config file mock.yaml: intercepts[0] (\"a\"): path_regex: invalid regular expression `(x`",
             ),
             (
-                "intercepts:\n  - id: a\n    headers: {x-user: '[a'}\n",
+                "telepresence_version: '2.5'\nintercepts:\n  - id: a\n    headers: {x-user: '[a'}\n",
                 "config file mock.yaml: intercepts[0] (\"a\"): headers.x-user: invalid regular expression",
+            ),
+            (
+                "container_ports: [9090]\nintercepts:\n  - id: a\n",
+                "config file mock.yaml: intercepts[0] (\"a\"): container_port: 8080 is not a port of the workload (container_ports: 9090)",
+            ),
+            (
+                "container_ports: [8080, 8080]\n",
+                "config file mock.yaml: container_ports: port 8080 is listed twice",
+            ),
+            (
+                "telepresence_version: '2.3'\n",
+                "config file mock.yaml: telepresence_version: Telepresence 2.3 has no REST API to mock; it came with 2.4.8",
+            ),
+            (
+                "telepresence_version: latest\n",
+                "telepresence_version: `latest` is not a Telepresence release",
+            ),
+            (
+                "intercepts:\n  - id: a\n    path_prefix: {x: 1}\n",
+                "intercepts[0].path_prefix: invalid type: map, expected a string or a list of strings",
             ),
             (
                 "intercepts:\n  - id: a\n    container_port: 70000\n",
@@ -262,7 +299,9 @@ mod properties {
     const KEYS: &[&str] = &[
         "side",
         "listen",
+        "telepresence_version",
         "wire",
+        "container_ports",
         "intercepts",
         "id",
         "container_port",
@@ -285,6 +324,8 @@ mod properties {
                 "agent",
                 "client",
                 "2.5",
+                "2.24",
+                "2.3",
                 "127.0.0.1:0",
                 "(",
                 "^a",

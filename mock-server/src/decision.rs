@@ -1,13 +1,15 @@
 //! The decision: which intercept, if any, a request belongs to, on each side.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::intercept::{CompiledIntercept, Intercept, InterceptError};
+use crate::version::{CandidateOrder, PortChoice, Rules};
 
 /// The request header that carries the caller's intercept ID.
 pub const CALLER_INTERCEPT_ID_HEADER: &str = "x-telepresence-caller-intercept-id";
@@ -72,15 +74,20 @@ impl Query<'_> {
 }
 
 /// The outcome for one request, as `/intercept-info` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Decision<'a> {
-    /// The matching intercept's metadata, when one matched.
-    pub(crate) matched: Option<&'a BTreeMap<String, String>>,
+    /// The matching intercept, when one matched.
+    pub(crate) matched: Option<&'a CompiledIntercept>,
 }
 
-impl Decision<'_> {
+impl<'a> Decision<'a> {
     pub(crate) fn intercepted(&self) -> bool {
         self.matched.is_some()
+    }
+
+    /// The matching intercept's metadata.
+    pub(crate) fn metadata(&self) -> Option<&'a BTreeMap<String, String>> {
+        self.matched.map(|i| &i.spec.metadata)
     }
 
     /// The cluster consumes what is not intercepted; the workstation what is.
@@ -92,16 +99,32 @@ impl Decision<'_> {
     }
 }
 
-/// The intercepts in force, in declaration order, validated.
-#[derive(Clone, Debug, Default)]
+/// The intercepts in force, validated for one release's rules, indexed for
+/// both sides.
+#[derive(Clone, Debug)]
 pub(crate) struct InterceptSet {
+    /// In declaration order.
     intercepts: Vec<CompiledIntercept>,
-    /// The port every intercept uses, when they all use one and the same.
-    sole_port: Option<u16>,
+    /// The client side's lookup, by exact ID.
+    by_id: HashMap<Arc<str>, usize>,
+    /// The workload's ports in agent-configuration order, each with its
+    /// intercepts in the order the agent tries them.
+    targets: Vec<Target>,
+    /// Whether the ports were declared (`container_ports`) or taken from the intercepts.
+    declared_ports: bool,
+    rules: Rules,
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    port: u16,
+    /// Indices into `intercepts`.
+    candidates: Vec<usize>,
 }
 
 /// Why a set of intercepts was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InterceptSetError {
     /// One intercept is invalid.
     #[error("intercepts[{index}] ({id:?}): {error}")]
@@ -125,39 +148,115 @@ pub enum InterceptSetError {
         /// The position of the first one.
         first: usize,
     },
+    /// An intercept is on a port the workload does not have.
+    #[error(
+        "intercepts[{index}] ({id:?}): container_port: {port} is not a port of the workload \
+         (container_ports: {})",
+        port_list(ports)
+    )]
+    UnknownPort {
+        /// Its position in the list.
+        index: usize,
+        /// Its ID.
+        id: String,
+        /// Its port.
+        port: u16,
+        /// The workload's ports.
+        ports: Vec<u16>,
+    },
+    /// The list of the workload's ports is invalid.
+    #[error("container_ports: {0}")]
+    WorkloadPorts(String),
+}
+
+/// `8080, 9090`, or `none`.
+pub(crate) fn port_list(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "none".to_owned();
+    }
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    ports.join(", ")
 }
 
 impl InterceptSet {
-    pub(crate) fn new(intercepts: &[Intercept]) -> Result<Self, InterceptSetError> {
+    /// Validates `intercepts` under `rules`. The workload's ports are
+    /// `workload_ports` when given (every intercept must use one of them),
+    /// otherwise the distinct ports of the intercepts in order of first
+    /// appearance.
+    pub(crate) fn new(
+        intercepts: &[Intercept],
+        rules: Rules,
+        workload_ports: Option<&[u16]>,
+    ) -> Result<Self, InterceptSetError> {
+        if let Some(ports) = workload_ports {
+            check_workload_ports(ports)?;
+        }
         let mut compiled: Vec<CompiledIntercept> = Vec::with_capacity(intercepts.len());
+        let mut by_id: HashMap<Arc<str>, usize> = HashMap::with_capacity(intercepts.len());
         for (index, intercept) in intercepts.iter().enumerate() {
-            if let Some(first) = intercepts[..index]
-                .iter()
-                .position(|i| i.id == intercept.id)
-            {
+            let invalid = |error| InterceptSetError::Invalid {
+                index,
+                id: intercept.id.clone(),
+                error,
+            };
+            let intercept_compiled = intercept.compile(&rules).map_err(invalid)?;
+            if let Some(&first) = by_id.get(intercept.id.as_str()) {
                 return Err(InterceptSetError::DuplicateId {
                     index,
                     id: intercept.id.clone(),
                     first,
                 });
             }
-            compiled.push(
-                intercept
-                    .compile()
-                    .map_err(|error| InterceptSetError::Invalid {
-                        index,
-                        id: intercept.id.clone(),
-                        error,
-                    })?,
-            );
+            if let Some(ports) = workload_ports
+                && !ports.contains(&intercept.container_port)
+            {
+                return Err(InterceptSetError::UnknownPort {
+                    index,
+                    id: intercept.id.clone(),
+                    port: intercept.container_port,
+                    ports: ports.to_vec(),
+                });
+            }
+            by_id.insert(intercept_compiled.id.clone(), index);
+            compiled.push(intercept_compiled);
         }
-        let sole_port = compiled
-            .first()
-            .map(|i| i.spec.container_port)
-            .filter(|p| compiled.iter().all(|i| i.spec.container_port == *p));
+        let ports: Vec<u16> = match workload_ports {
+            Some(ports) => ports.to_vec(),
+            None => {
+                let mut seen = HashSet::new();
+                compiled
+                    .iter()
+                    .map(|i| i.spec.container_port)
+                    .filter(|port| seen.insert(*port))
+                    .collect()
+            }
+        };
+        let mut targets: Vec<Target> = ports
+            .iter()
+            .map(|&port| Target {
+                port,
+                candidates: Vec::new(),
+            })
+            .collect();
+        let slot: HashMap<u16, usize> = ports.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+        for (index, intercept) in compiled.iter().enumerate() {
+            if let Some(&target) = slot.get(&intercept.spec.container_port) {
+                targets[target].candidates.push(index);
+            }
+        }
+        if rules.candidate_order == CandidateOrder::ById {
+            for target in &mut targets {
+                target
+                    .candidates
+                    .sort_unstable_by(|&a, &b| compiled[a].id.cmp(&compiled[b].id));
+            }
+        }
         Ok(Self {
             intercepts: compiled,
-            sole_port,
+            by_id,
+            targets,
+            declared_ports: workload_ports.is_some(),
+            rules,
         })
     }
 
@@ -165,14 +264,41 @@ impl InterceptSet {
         self.intercepts.iter().map(|i| &i.spec)
     }
 
+    /// The intercept with this ID.
+    pub(crate) fn get(&self, id: &str) -> Option<&Intercept> {
+        self.by_id.get(id).map(|&i| &self.intercepts[i].spec)
+    }
+
+    /// The workload's ports, in agent-configuration order.
+    pub(crate) fn workload_ports(&self) -> Vec<u16> {
+        self.targets.iter().map(|t| t.port).collect()
+    }
+
+    /// Whether the workload's ports were declared rather than taken from the intercepts.
+    pub(crate) fn has_declared_ports(&self) -> bool {
+        self.declared_ports
+    }
+
+    /// Invalid regular expressions taken as literal values: `(id, key, value)`.
+    pub(crate) fn literal_regexes(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.intercepts.iter().flat_map(|i| {
+            i.literal_regexes
+                .iter()
+                .map(|l| (i.spec.id.as_str(), l.key.as_str(), l.value.as_str()))
+        })
+    }
+
     pub(crate) fn decide<'s>(&'s self, side: Side, query: &Query<'_>) -> Decision<'s> {
         let matched = match side {
             Side::Client => self.decide_client(query),
             Side::Agent => self.decide_agent(query),
         };
-        Decision {
-            matched: matched.map(|i| &i.spec.metadata),
-        }
+        Decision { matched }
+    }
+
+    fn by_caller(&self, caller: &[u8]) -> Option<&CompiledIntercept> {
+        let caller = std::str::from_utf8(caller).ok()?;
+        self.by_id.get(caller).map(|&i| &self.intercepts[i])
     }
 
     /// The workstation knows only the caller's own intercept; the container
@@ -182,27 +308,55 @@ impl InterceptSet {
         if caller.is_empty() {
             return None;
         }
-        self.intercepts
-            .iter()
-            .find(|i| i.spec.id.as_bytes() == caller)
+        self.by_caller(caller)
             .filter(|i| i.matches(query.headers, query.path))
     }
 
-    /// The traffic-agent picks the intercepts on the requested port (or the
-    /// only port in use), skips other callers' intercepts, and takes the first
-    /// that matches.
+    /// The traffic-agent picks one target by port (no fall-through to
+    /// another), leaves out other callers' intercepts, and takes the first
+    /// candidate that matches.
     fn decide_agent(&self, query: &Query<'_>) -> Option<&CompiledIntercept> {
-        let port = match query.container_port {
-            0 => self.sole_port?,
-            port => port,
-        };
+        let target = match query.container_port {
+            0 => match self.rules.unspecified_port {
+                PortChoice::FirstTarget => self.targets.first(),
+                PortChoice::OnlyTarget => match self.targets.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                },
+            },
+            port => self.targets.iter().find(|t| t.port == port),
+        }?;
         let caller = query.caller_id();
-        self.intercepts
+        if !caller.is_empty() {
+            // IDs are unique: the caller's intercept is the only candidate left.
+            return self
+                .by_caller(caller)
+                .filter(|i| i.spec.container_port == target.port)
+                .filter(|i| i.matches(query.headers, query.path));
+        }
+        target
+            .candidates
             .iter()
-            .filter(|i| i.spec.container_port == port)
-            .filter(|i| caller.is_empty() || i.spec.id.as_bytes() == caller)
+            .map(|&i| &self.intercepts[i])
             .find(|i| i.matches(query.headers, query.path))
     }
+}
+
+fn check_workload_ports(ports: &[u16]) -> Result<(), InterceptSetError> {
+    let mut seen = HashSet::new();
+    for &port in ports {
+        if port == 0 {
+            return Err(InterceptSetError::WorkloadPorts(
+                "port 0 is out of range 1..=65535".to_owned(),
+            ));
+        }
+        if !seen.insert(port) {
+            return Err(InterceptSetError::WorkloadPorts(format!(
+                "port {port} is listed twice"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -210,8 +364,23 @@ mod tests {
     use super::*;
     use http::{HeaderName, HeaderValue};
 
+    fn rules(version: &str) -> Rules {
+        version
+            .parse::<crate::TelepresenceVersion>()
+            .unwrap()
+            .rules()
+    }
+
+    fn current() -> Rules {
+        Rules::default()
+    }
+
+    fn legacy() -> Rules {
+        rules("2.24")
+    }
+
     fn set(intercepts: Vec<Intercept>) -> InterceptSet {
-        InterceptSet::new(&intercepts).expect("valid set")
+        InterceptSet::new(&intercepts, current(), None).expect("valid set")
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -225,7 +394,7 @@ mod tests {
         map
     }
 
-    /// `(intercepted, metadata value of "who")` for a request.
+    /// The ID of the intercept a request belongs to.
     fn decide(
         set: &InterceptSet,
         side: Side,
@@ -242,9 +411,7 @@ mod tests {
                 container_port: port,
             },
         );
-        decision
-            .matched
-            .map(|m| m.get("who").cloned().unwrap_or_default())
+        decision.matched.map(|i| i.id.to_string())
     }
 
     const CALLER: &str = CALLER_INTERCEPT_ID_HEADER;
@@ -252,8 +419,8 @@ mod tests {
     #[test]
     fn client_side_uses_only_the_callers_intercept() {
         let s = set(vec![
-            Intercept::new("a").metadata("who", "a"),
-            Intercept::new("b").header("x", "y").metadata("who", "b"),
+            Intercept::new("a"),
+            Intercept::new("b").header("x", "y"),
         ]);
         assert_eq!(
             decide(&s, Side::Client, &[(CALLER, "a")], "", 0),
@@ -277,11 +444,7 @@ mod tests {
 
     #[test]
     fn client_side_ignores_the_container_port() {
-        let s = set(vec![
-            Intercept::new("a")
-                .container_port(8080)
-                .metadata("who", "a"),
-        ]);
+        let s = set(vec![Intercept::new("a").container_port(8080)]);
         for port in [0, 8080, 9090] {
             assert_eq!(
                 decide(&s, Side::Client, &[(CALLER, "a")], "", port),
@@ -291,43 +454,62 @@ mod tests {
     }
 
     #[test]
-    fn agent_side_selects_the_sole_port_when_none_is_given() {
-        let s = set(vec![
-            Intercept::new("a")
-                .container_port(8080)
-                .header("x", "1")
-                .metadata("who", "a"),
-            Intercept::new("b")
-                .container_port(8080)
-                .header("x", "2")
-                .metadata("who", "b"),
-        ]);
-        assert_eq!(
-            decide(&s, Side::Agent, &[("x", "2")], "", 0),
-            Some("b".into())
-        );
-        assert_eq!(
-            decide(&s, Side::Agent, &[("x", "2")], "", 8080),
-            Some("b".into())
-        );
-        assert_eq!(decide(&s, Side::Agent, &[("x", "2")], "", 9090), None);
-        assert_eq!(decide(&s, Side::Agent, &[("x", "3")], "", 0), None);
+    fn agent_side_with_one_port_takes_it_when_none_is_given() {
+        for rules in [current(), legacy()] {
+            let s = InterceptSet::new(
+                &[
+                    Intercept::new("a").container_port(8080).header("x", "1"),
+                    Intercept::new("b").container_port(8080).header("x", "2"),
+                ],
+                rules,
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                decide(&s, Side::Agent, &[("x", "2")], "", 0),
+                Some("b".into())
+            );
+            assert_eq!(
+                decide(&s, Side::Agent, &[("x", "2")], "", 8080),
+                Some("b".into())
+            );
+            assert_eq!(decide(&s, Side::Agent, &[("x", "2")], "", 9090), None);
+            assert_eq!(decide(&s, Side::Agent, &[("x", "3")], "", 0), None);
+        }
     }
 
     #[test]
-    fn agent_side_with_several_ports_needs_the_container_port() {
-        let s = set(vec![
-            Intercept::new("a")
-                .container_port(8080)
-                .metadata("who", "a"),
-            Intercept::new("b")
-                .container_port(9090)
-                .metadata("who", "b"),
-        ]);
-        assert_eq!(decide(&s, Side::Agent, &[], "", 0), None);
-        assert_eq!(decide(&s, Side::Agent, &[], "", 8080), Some("a".into()));
+    fn agent_side_with_several_ports_and_none_given() {
+        let intercepts = [
+            Intercept::new("a").container_port(8080),
+            Intercept::new("b").container_port(9090),
+        ];
+        // 2.25 and later: the first target; before: none.
+        let now = InterceptSet::new(&intercepts, current(), None).unwrap();
+        let before = InterceptSet::new(&intercepts, legacy(), None).unwrap();
+        assert_eq!(decide(&now, Side::Agent, &[], "", 0), Some("a".into()));
+        assert_eq!(decide(&before, Side::Agent, &[], "", 0), None);
+        for s in [&now, &before] {
+            assert_eq!(decide(s, Side::Agent, &[], "", 8080), Some("a".into()));
+            assert_eq!(decide(s, Side::Agent, &[], "", 9090), Some("b".into()));
+            assert_eq!(decide(s, Side::Agent, &[], "", 7070), None);
+        }
+    }
+
+    #[test]
+    fn agent_side_first_target_may_be_unintercepted() {
+        let intercepts = [Intercept::new("b").container_port(9090)];
+        let s = InterceptSet::new(&intercepts, current(), Some(&[8080, 9090])).unwrap();
+        assert_eq!(decide(&s, Side::Agent, &[], "", 0), None, "no fall-through");
         assert_eq!(decide(&s, Side::Agent, &[], "", 9090), Some("b".into()));
-        assert_eq!(decide(&s, Side::Agent, &[], "", 7070), None);
+        assert_eq!(s.workload_ports(), [8080, 9090]);
+        let first = InterceptSet::new(&intercepts, current(), Some(&[9090, 8080])).unwrap();
+        assert_eq!(decide(&first, Side::Agent, &[], "", 0), Some("b".into()));
+        // Legacy: one intercepted port among two is still two targets.
+        let old = InterceptSet::new(&intercepts, legacy(), Some(&[8080, 9090])).unwrap();
+        assert_eq!(decide(&old, Side::Agent, &[], "", 0), None);
+        let single = InterceptSet::new(&intercepts, legacy(), Some(&[9090])).unwrap();
+        assert_eq!(decide(&single, Side::Agent, &[], "", 0), Some("b".into()));
     }
 
     #[test]
@@ -335,14 +517,13 @@ mod tests {
         let s = set(vec![]);
         assert_eq!(decide(&s, Side::Agent, &[], "", 0), None);
         assert_eq!(decide(&s, Side::Agent, &[], "", 8080), None);
+        let ports = InterceptSet::new(&[], current(), Some(&[8080])).unwrap();
+        assert_eq!(decide(&ports, Side::Agent, &[], "", 0), None);
     }
 
     #[test]
     fn agent_side_leaves_out_other_callers_intercepts() {
-        let s = set(vec![
-            Intercept::new("a").metadata("who", "a"),
-            Intercept::new("b").metadata("who", "b"),
-        ]);
+        let s = set(vec![Intercept::new("a"), Intercept::new("b")]);
         assert_eq!(decide(&s, Side::Agent, &[], "", 0), Some("a".into()));
         assert_eq!(
             decide(&s, Side::Agent, &[(CALLER, "")], "", 0),
@@ -353,29 +534,67 @@ mod tests {
             Some("b".into())
         );
         assert_eq!(decide(&s, Side::Agent, &[(CALLER, "c")], "", 0), None);
+        let ports = InterceptSet::new(
+            &[
+                Intercept::new("a"),
+                Intercept::new("b").container_port(9090),
+            ],
+            current(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            decide(&ports, Side::Agent, &[(CALLER, "b")], "", 8080),
+            None,
+            "the caller's intercept is on another target"
+        );
     }
 
     #[test]
-    fn agent_side_takes_the_first_matching_intercept_in_order() {
-        let s = set(vec![
-            Intercept::new("a").header("x", "^y").metadata("who", "a"),
-            Intercept::new("b").header("x", "y").metadata("who", "b"),
-            Intercept::new("c").metadata("who", "c"),
-        ]);
+    fn agent_side_tries_candidates_by_id_from_2_25_and_in_order_before() {
+        let intercepts = [
+            Intercept::new("c"),
+            Intercept::new("b").header("x", "y"),
+            Intercept::new("a").header("x", "^y"),
+        ];
+        let now = InterceptSet::new(&intercepts, current(), None).unwrap();
+        let before = InterceptSet::new(&intercepts, legacy(), None).unwrap();
         assert_eq!(
-            decide(&s, Side::Agent, &[("x", "y")], "", 0),
+            decide(&now, Side::Agent, &[("x", "y")], "", 0),
             Some("a".into())
         );
         assert_eq!(
-            decide(&s, Side::Agent, &[("x", "zz")], "", 0),
+            decide(&now, Side::Agent, &[("x", "zz")], "", 0),
             Some("c".into())
         );
+        assert_eq!(
+            decide(&before, Side::Agent, &[("x", "y")], "", 0),
+            Some("c".into())
+        );
+        let ordered = InterceptSet::new(&intercepts[1..], legacy(), None).unwrap();
+        assert_eq!(
+            decide(&ordered, Side::Agent, &[("x", "y")], "", 0),
+            Some("b".into())
+        );
+        // Byte order: upper case before lower case, "a:10" before "a:9".
+        let ids = InterceptSet::new(
+            &[
+                Intercept::new("a:9"),
+                Intercept::new("a:10"),
+                Intercept::new("B"),
+            ],
+            current(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(decide(&ids, Side::Agent, &[], "", 0), Some("B".into()));
     }
 
     #[test]
     fn consume_here_is_the_inverse_on_the_agent_side() {
+        let compiled = Intercept::new("a").compile(&current()).unwrap();
         let hit = Decision {
-            matched: Some(&BTreeMap::new()),
+            matched: Some(&compiled),
         };
         let miss = Decision { matched: None };
         assert!(hit.consume_here(Side::Client));
@@ -386,25 +605,75 @@ mod tests {
 
     #[test]
     fn duplicate_ids_are_refused_naming_both() {
-        let err = InterceptSet::new(&[
-            Intercept::new("a"),
-            Intercept::new("b"),
-            Intercept::new("a"),
-        ])
+        let err = InterceptSet::new(
+            &[
+                Intercept::new("a"),
+                Intercept::new("b"),
+                Intercept::new("a"),
+            ],
+            current(),
+            None,
+        )
         .unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"intercepts[2] ("a"): id: duplicate intercept ID, already used by intercepts[0]"#
         );
     }
+
+    #[test]
+    fn workload_ports_are_checked_and_name_the_culprit() {
+        let err = InterceptSet::new(
+            &[
+                Intercept::new("a"),
+                Intercept::new("b").container_port(7070),
+            ],
+            current(),
+            Some(&[8080, 9090]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"intercepts[1] ("b"): container_port: 7070 is not a port of the workload (container_ports: 8080, 9090)"#
+        );
+        for (ports, message) in [
+            (
+                &[8080, 8080][..],
+                "container_ports: port 8080 is listed twice",
+            ),
+            (
+                &[0][..],
+                "container_ports: port 0 is out of range 1..=65535",
+            ),
+        ] {
+            let err = InterceptSet::new(&[], current(), Some(ports)).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        }
+        let none = InterceptSet::new(&[Intercept::new("a")], current(), Some(&[])).unwrap_err();
+        assert!(
+            none.to_string().contains("(container_ports: none)"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn ports_come_from_the_intercepts_in_order_of_first_appearance() {
+        let s = set(vec![
+            Intercept::new("z").container_port(9090),
+            Intercept::new("a").container_port(8080),
+            Intercept::new("m").container_port(9090),
+        ]);
+        assert_eq!(s.workload_ports(), [9090, 8080]);
+        assert!(!s.has_declared_ports());
+        assert_eq!(decide(&s, Side::Agent, &[], "", 0), Some("m".into()));
+    }
 }
 
 /// The decision against a plain model of Telepresence's rules, written from
-/// the rules as stated, over arbitrary intercepts and requests.
+/// the rules as stated, over arbitrary intercepts, requests, workload ports
+/// and both families of releases.
 #[cfg(test)]
 mod properties {
-    use std::collections::BTreeMap;
-
     use http::{HeaderName, HeaderValue};
     use proptest::prelude::*;
 
@@ -422,9 +691,31 @@ mod properties {
         ".*",
         "al(ice|ex)",
         "[ab]+",
+        "(dev",
+        "[a",
     ];
-    const PATHS: &[&str] = &["", "/", "/api", "/api/v1", "/apix", "/other", "api"];
-    const IDS: &[&str] = &["a", "b", "c"];
+    const PATHS: &[&str] = &["", "/", "/api", "/api/v1", "/apix", "/other", "api", "/v1["];
+    const PATH_REGEXES: &[&str] = &["^/api", "v1", "x$", ".*", "/v1[", "(api"];
+    const IDS: &[&str] = &["b", "a", "c", "B", "a:10", "a:9"];
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Family {
+        Current,
+        Legacy,
+    }
+
+    impl Family {
+        fn rules(self) -> Rules {
+            let version = match self {
+                Self::Current => "2.27",
+                Self::Legacy => "2.24",
+            };
+            version
+                .parse::<crate::TelepresenceVersion>()
+                .unwrap()
+                .rules()
+        }
+    }
 
     #[derive(Clone, Debug)]
     enum PathRule {
@@ -438,16 +729,25 @@ mod properties {
         id: &'static str,
         port: u16,
         headers: Vec<(&'static str, &'static str)>,
-        path: Option<PathRule>,
+        paths: Vec<PathRule>,
     }
 
     fn metachar(value: &str) -> bool {
         value.chars().any(|c| "\\.+*?()|[]{}^$".contains(c))
     }
 
+    /// An invalid regex is a literal value (the model is only asked about
+    /// intercepts the release accepts).
+    fn regex_matches(pattern: &str, value: &str) -> bool {
+        match regex::Regex::new(pattern) {
+            Ok(re) => !value.is_empty() && re.is_match(value),
+            Err(_) => pattern == value,
+        }
+    }
+
     fn value_matches(rule: &str, value: &str) -> bool {
         if metachar(rule) {
-            !value.is_empty() && regex::Regex::new(rule).unwrap().is_match(value)
+            regex_matches(rule, value)
         } else {
             rule == value
         }
@@ -465,16 +765,24 @@ mod properties {
             self.headers
                 .iter()
                 .all(|(name, rule)| value_matches(rule, first(name)))
-                && match &self.path {
-                    None => true,
-                    Some(PathRule::Equal(p)) => request.path == *p,
-                    Some(PathRule::Prefix(p)) => request.path.starts_with(p),
-                    // A path regex is a regex whatever its characters.
-                    Some(PathRule::Regex(r)) => {
-                        !request.path.is_empty()
-                            && regex::Regex::new(r).unwrap().is_match(request.path)
-                    }
-                }
+                && (self.paths.is_empty()
+                    || self.paths.iter().any(|rule| match rule {
+                        PathRule::Equal(p) => request.path == *p,
+                        PathRule::Prefix(p) => request.path.starts_with(p),
+                        // A path regex is a regex whatever its characters.
+                        PathRule::Regex(r) => regex_matches(r, request.path),
+                    }))
+        }
+
+        /// Whether a release before 2.25 accepts it.
+        fn legacy_accepts(&self) -> bool {
+            let invalid = |p: &str| regex::Regex::new(p).is_err();
+            self.paths.len() <= 1
+                && !self.headers.iter().any(|(_, v)| metachar(v) && invalid(v))
+                && !self
+                    .paths
+                    .iter()
+                    .any(|p| matches!(p, PathRule::Regex(r) if invalid(r)))
         }
     }
 
@@ -487,7 +795,13 @@ mod properties {
     }
 
     /// The rules as stated: which intercept (by ID) a request belongs to.
-    fn reference(side: Side, intercepts: &[Model], request: &Request) -> Option<&'static str> {
+    fn reference(
+        family: Family,
+        side: Side,
+        intercepts: &[Model],
+        ports: Option<&[u16]>,
+        request: &Request,
+    ) -> Option<&'static str> {
         let caller = request.caller.unwrap_or("");
         match side {
             Side::Client => intercepts
@@ -496,23 +810,46 @@ mod properties {
                 .filter(|i| i.matches(request))
                 .map(|i| i.id),
             Side::Agent => {
-                let port = if request.port != 0 {
-                    request.port
-                } else {
-                    let first = intercepts.first()?.port;
-                    if intercepts.iter().any(|i| i.port != first) {
-                        return None;
+                let mut targets: Vec<u16> = Vec::new();
+                match ports {
+                    Some(ports) => targets.extend(ports),
+                    None => {
+                        for i in intercepts {
+                            if !targets.contains(&i.port) {
+                                targets.push(i.port);
+                            }
+                        }
                     }
-                    first
+                }
+                let port = match (request.port, family) {
+                    (0, Family::Current) => *targets.first()?,
+                    (0, Family::Legacy) if targets.len() == 1 => targets[0],
+                    (0, Family::Legacy) => return None,
+                    (port, _) if targets.contains(&port) => port,
+                    _ => return None,
                 };
-                intercepts
+                let mut candidates: Vec<&Model> = intercepts
                     .iter()
                     .filter(|i| i.port == port)
                     .filter(|i| caller.is_empty() || i.id == caller)
+                    .collect();
+                if family == Family::Current {
+                    candidates.sort_by(|a, b| a.id.as_bytes().cmp(b.id.as_bytes()));
+                }
+                candidates
+                    .into_iter()
                     .find(|i| i.matches(request))
                     .map(|i| i.id)
             }
         }
+    }
+
+    fn path_rule() -> impl Strategy<Value = PathRule> {
+        prop_oneof![
+            prop::sample::select(PATHS).prop_map(PathRule::Equal),
+            prop::sample::select(PATHS).prop_map(PathRule::Prefix),
+            prop::sample::select(PATH_REGEXES).prop_map(PathRule::Regex),
+        ]
     }
 
     fn intercept_model() -> impl Strategy<Value = Model> {
@@ -525,18 +862,15 @@ mod properties {
                 0..3,
             ),
             prop_oneof![
-                Just(None),
-                prop::sample::select(PATHS).prop_map(|p| Some(PathRule::Equal(p))),
-                prop::sample::select(PATHS).prop_map(|p| Some(PathRule::Prefix(p))),
-                prop::sample::select(&["^/api", "v1", "x$", ".*"][..])
-                    .prop_map(|r| Some(PathRule::Regex(r))),
+                2 => prop::collection::vec(path_rule(), 0..2),
+                1 => prop::collection::vec(path_rule(), 2..4),
             ],
         )
-            .prop_map(|(id, port, headers, path)| Model {
+            .prop_map(|(id, port, headers, paths)| Model {
                 id,
                 port,
                 headers: headers.into_iter().collect(),
-                path,
+                paths,
             })
     }
 
@@ -546,7 +880,7 @@ mod properties {
                 (prop::sample::select(NAMES), prop::sample::select(VALUES)),
                 0..5,
             ),
-            prop::option::of(prop::sample::select(&["a", "b", "c", "", "A"][..])),
+            prop::option::of(prop::sample::select(&["a", "b", "c", "", "A", "a:10"][..])),
             prop::sample::select(PATHS),
             prop::sample::select(&[0u16, 8080, 9090, 7070][..]),
         )
@@ -558,29 +892,28 @@ mod properties {
             })
     }
 
-    fn compile(models: &[Model]) -> InterceptSet {
-        let specs: Vec<Intercept> = models
-            .iter()
-            .map(|m| {
-                let mut spec = Intercept::new(m.id)
-                    .container_port(m.port)
-                    .metadata("id", m.id);
-                for (name, value) in &m.headers {
-                    spec = spec.header(*name, *value);
-                }
-                match m.path {
-                    None => spec,
-                    Some(PathRule::Equal(p)) => spec.path_equal(p),
-                    Some(PathRule::Prefix(p)) => spec.path_prefix(p),
-                    Some(PathRule::Regex(r)) => spec.path_regex(r),
-                }
-            })
-            .collect();
-        InterceptSet::new(&specs).expect("the generator makes valid, distinct intercepts")
+    fn spec(m: &Model) -> Intercept {
+        let mut spec = Intercept::new(m.id)
+            .container_port(m.port)
+            .metadata("id", m.id);
+        for (name, value) in &m.headers {
+            spec = spec.header(*name, *value);
+        }
+        for rule in &m.paths {
+            spec = match *rule {
+                PathRule::Equal(p) => spec.path_equal(p),
+                PathRule::Prefix(p) => spec.path_prefix(p),
+                PathRule::Regex(r) => spec.path_regex(r),
+            };
+        }
+        spec
     }
 
+    /// Workload port lists that hold every port the generator uses.
+    const PORT_LISTS: &[&[u16]] = &[&[8080, 9090], &[9090, 8080], &[7070, 8080, 9090]];
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2048))]
+        #![proptest_config(ProptestConfig::with_cases(4096))]
 
         #[test]
         fn decisions_follow_the_stated_rules(
@@ -588,9 +921,16 @@ mod properties {
                 .prop_map(|mut v| { let mut seen = Vec::new(); v.retain(|m| { let new = !seen.contains(&m.id); seen.push(m.id); new }); v }),
             request in request(),
             agent in any::<bool>(),
+            legacy in any::<bool>(),
+            ports in prop::option::of(prop::sample::select(PORT_LISTS)),
         ) {
             let side = if agent { Side::Agent } else { Side::Client };
-            let set = compile(&intercepts);
+            let family = if legacy { Family::Legacy } else { Family::Current };
+            let specs: Vec<Intercept> = intercepts.iter().map(spec).collect();
+            let built = InterceptSet::new(&specs, family.rules(), ports);
+            let accepted = family == Family::Current || intercepts.iter().all(Model::legacy_accepts);
+            prop_assert_eq!(built.is_ok(), accepted, "{:?}", built.as_ref().err());
+            let Ok(set) = built else { return Ok(()) };
             let mut headers = HeaderMap::new();
             for (name, value) in &request.headers {
                 headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static(value));
@@ -599,8 +939,8 @@ mod properties {
                 headers.insert(CALLER_INTERCEPT_ID_HEADER, HeaderValue::from_static(caller));
             }
             let decision = set.decide(side, &Query { headers: &headers, path: request.path.as_bytes(), container_port: request.port });
-            let got = decision.matched.map(|m: &BTreeMap<String, String>| m["id"].clone());
-            prop_assert_eq!(got.as_deref(), reference(side, &intercepts, &request));
+            let got = decision.metadata().map(|m| m["id"].clone());
+            prop_assert_eq!(got.as_deref(), reference(family, side, &intercepts, ports, &request));
         }
     }
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::app::{self, AdminAccess, App};
+use crate::app::{self, AdminAccess, App, Mocked};
 use crate::decision::{InterceptSetError, Side};
 use crate::fault::{ActiveFault, Fault};
 use crate::intercept::{Intercept, InterceptError};
 use crate::journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
 use crate::limits::Limits;
 use crate::serve;
+use crate::version::{Rules, TelepresenceVersion};
 use crate::wire::Wire;
 use crate::{ConfigError, config};
 
@@ -86,7 +87,9 @@ impl fmt::Display for ConsumerEnv {
 pub struct MockServerBuilder {
     listen: String,
     side: Side,
-    wire: Wire,
+    version: TelepresenceVersion,
+    wire: Option<Wire>,
+    workload_ports: Option<Vec<u16>>,
     intercepts: Vec<Intercept>,
     journal_capacity: usize,
     admin: bool,
@@ -99,7 +102,9 @@ impl Default for MockServerBuilder {
         Self {
             listen: "127.0.0.1:0".to_owned(),
             side: Side::Client,
-            wire: Wire::V2_25,
+            version: TelepresenceVersion::NEWEST_KNOWN,
+            wire: None,
+            workload_ports: None,
             intercepts: Vec::new(),
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
             admin: true,
@@ -122,9 +127,46 @@ impl MockServerBuilder {
         self
     }
 
-    /// The wire format (default [`Wire::V2_25`]).
+    /// The Telepresence release to mock (default
+    /// [`TelepresenceVersion::NEWEST_KNOWN`]): its wire format and its rules.
+    ///
+    /// ```
+    /// use telepresence_mock_server::{Intercept, MockServer, Side, Wire};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = MockServer::builder()
+    ///     .telepresence_version("2.24".parse()?)
+    ///     .side(Side::Agent)
+    ///     .intercept(Intercept::new("a").container_port(8080))
+    ///     .intercept(Intercept::new("b").container_port(9090))
+    ///     .start()
+    ///     .await?;
+    /// assert_eq!(server.wire(), Wire::V2_5);
+    /// // Before 2.25, a query without a container port matches nothing on a
+    /// // workload with two ports.
+    /// let answer = reqwest::get(format!("{}/consume-here", server.url())).await?.text().await?;
+    /// assert_eq!(answer, "true\n");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn telepresence_version(mut self, version: TelepresenceVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Overrides the wire format of the release mocked, leaving its other rules.
     pub fn wire(mut self, wire: Wire) -> Self {
-        self.wire = wire;
+        self.wire = Some(wire);
+        self
+    }
+
+    /// The workload's interceptable container ports, in the order of the
+    /// traffic-agent's configuration (default: the distinct ports of the
+    /// intercepts, in order of first appearance). The agent side's target
+    /// choice depends on them; every intercept must use one of them.
+    pub fn workload_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
+        self.workload_ports = Some(ports.into_iter().collect());
         self
     }
 
@@ -175,9 +217,14 @@ impl MockServerBuilder {
     }
 
     fn prepare(self) -> Result<(Arc<App>, AdminAccess, SocketAddr), Error> {
+        let mocked = Mocked {
+            side: self.side,
+            version: self.version,
+            wire: self.wire,
+            workload_ports: self.workload_ports.clone(),
+        };
         let app = App::new(
-            self.side,
-            self.wire,
+            mocked,
             &self.intercepts,
             self.journal_capacity,
             self.limits.clone(),
@@ -268,7 +315,7 @@ enum Task {
 /// A running mock of Telepresence's API server.
 ///
 /// It answers `/healthz`, `/consume-here` and `/intercept-info` like the real
-/// server of the chosen [`Side`] and [`Wire`] format, records every request
+/// server of the chosen [`Side`] and Telepresence release, records every request
 /// in a journal, and injects faults on demand. It stops when dropped.
 ///
 /// ```
@@ -305,7 +352,8 @@ pub struct MockServer {
 }
 
 impl MockServer {
-    /// A builder: client side, wire 2.25, no intercepts, random loopback port.
+    /// A builder: client side of the newest known release, no intercepts,
+    /// random loopback port.
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder::default()
     }
@@ -343,9 +391,25 @@ impl MockServer {
         self.app.side
     }
 
+    /// The Telepresence release it mocks.
+    pub fn telepresence_version(&self) -> TelepresenceVersion {
+        self.app.version
+    }
+
+    /// The rules it follows (those of its release, with its wire format).
+    pub fn rules(&self) -> Rules {
+        self.app.rules
+    }
+
     /// Its wire format.
     pub fn wire(&self) -> Wire {
-        self.app.wire
+        self.app.rules.wire
+    }
+
+    /// The workload's ports, in agent-configuration order: declared, or
+    /// those of the intercepts in force.
+    pub fn workload_ports(&self) -> Vec<u16> {
+        self.app.intercept_set().workload_ports()
     }
 
     /// The variables a consumer needs to use this server: on the client side
@@ -380,8 +444,8 @@ impl MockServer {
 
     /// Adds an intercept; the next request sees it.
     pub fn add_intercept(&self, intercept: Intercept) -> Result<(), Error> {
-        intercept.validate()?;
-        Ok(self.app.edit_intercepts(|list| list.push(intercept))?)
+        intercept.validate_for(&self.app.rules)?;
+        Ok(self.app.add_intercept(intercept)?)
     }
 
     /// Replaces every intercept at once.
@@ -389,24 +453,21 @@ impl MockServer {
         &self,
         intercepts: impl IntoIterator<Item = Intercept>,
     ) -> Result<(), Error> {
-        let intercepts: Vec<Intercept> = intercepts.into_iter().collect();
-        Ok(self.app.edit_intercepts(|list| *list = intercepts)?)
+        Ok(self
+            .app
+            .replace_intercepts(intercepts.into_iter().collect())?)
     }
 
     /// Removes the intercept with this ID; `false` if there was none.
     pub fn remove_intercept(&self, id: &str) -> bool {
-        self.app
-            .edit_intercepts(|list| {
-                let before = list.len();
-                list.retain(|i| i.id != id);
-                before != list.len()
-            })
-            .unwrap_or(false)
+        // Removing cannot make a valid set invalid.
+        self.app.remove_intercept(id).unwrap_or(false)
     }
 
     /// Removes every intercept.
     pub fn clear_intercepts(&self) {
-        let _ = self.app.edit_intercepts(Vec::clear);
+        // An empty set is always valid.
+        let _ = self.app.replace_intercepts(Vec::new());
     }
 
     /// The journal: every request to the API (and to unknown paths), oldest first.

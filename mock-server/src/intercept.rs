@@ -8,10 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use http::HeaderName;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+
+use crate::version::{InvalidRegex, PathFilters, Rules};
 
 /// The container port an intercept gets when none is declared.
 ///
@@ -19,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// intercept without one behaves like a workload that exposes only 8080.
 pub const DEFAULT_CONTAINER_PORT: u16 = 8080;
 
-/// The characters that make a header matcher value a regular expression.
+/// The characters that make a header filter value a regular expression.
 const REGEX_METACHARACTERS: &[char] = &[
     '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
 ];
@@ -29,8 +32,10 @@ const REGEX_METACHARACTERS: &[char] = &[
 ///
 /// This is the schema of one entry of `intercepts:` in the configuration file
 /// (unknown keys are refused). Matching follows Telepresence's rules: every
-/// declared matcher must match (AND), and an intercept without matchers matches
-/// every request.
+/// header filter must match (AND), the path must match one of the path
+/// filters (OR), and an intercept without filters matches every request.
+/// Which filters a release accepts depends on the [`Rules`] it follows: see
+/// [`validate_for`](Self::validate_for).
 ///
 /// ```
 /// use telepresence_mock_server::Intercept;
@@ -40,6 +45,7 @@ const REGEX_METACHARACTERS: &[char] = &[
 ///     .header("x", "y")
 ///     .header("x-user", "^dev-.*") // a metacharacter makes it a regex
 ///     .path_prefix("/api")
+///     .path_prefix("/v2/api") // several path filters: any may match
 ///     .metadata("a", "b");
 /// assert!(intercept.validate().is_ok());
 /// ```
@@ -52,19 +58,21 @@ pub struct Intercept {
     /// The intercepted container port (1..=65535).
     #[serde(default = "default_container_port")]
     pub container_port: u16,
-    /// Header matchers: name (case-insensitive) to value (exact, or a regular
+    /// Header filters: name (case-insensitive) to value (exact, or a regular
     /// expression when it contains a regex metacharacter).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// Path matcher: the `path` parameter equals this string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_equal: Option<String>,
-    /// Path matcher: the `path` parameter starts with this string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_prefix: Option<String>,
-    /// Path matcher: the `path` parameter contains a match of this regular expression.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path_regex: Option<String>,
+    /// Path filters: the `path` parameter equals one of these strings.
+    /// In the configuration, a string or a list of strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "one_or_many")]
+    pub path_equal: Vec<String>,
+    /// Path filters: the `path` parameter starts with one of these strings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "one_or_many")]
+    pub path_prefix: Vec<String>,
+    /// Path filters: the `path` parameter contains a match of one of these
+    /// regular expressions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "one_or_many")]
+    pub path_regex: Vec<String>,
     /// Metadata returned by `/intercept-info` when this intercept matches.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
@@ -74,6 +82,48 @@ fn default_container_port() -> u16 {
     DEFAULT_CONTAINER_PORT
 }
 
+/// A list that may be written as a single string: `path_prefix: /api` or
+/// `path_prefix: [/api, /v2]`. One value is written back as a string.
+mod one_or_many {
+    use std::fmt;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serialize, Serializer};
+
+    struct OneOrMany;
+
+    impl<'de> Visitor<'de> for OneOrMany {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(vec![value.to_owned()])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(64));
+            while let Some(value) = seq.next_element::<String>()? {
+                values.push(value);
+            }
+            Ok(values)
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        d.deserialize_any(OneOrMany)
+    }
+
+    pub(super) fn serialize<S: Serializer>(values: &[String], s: S) -> Result<S::Ok, S::Error> {
+        match values {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+}
+
 impl Intercept {
     /// An intercept with this ID on [`DEFAULT_CONTAINER_PORT`], matching every request.
     pub fn new(id: impl Into<String>) -> Self {
@@ -81,9 +131,9 @@ impl Intercept {
             id: id.into(),
             container_port: DEFAULT_CONTAINER_PORT,
             headers: BTreeMap::new(),
-            path_equal: None,
-            path_prefix: None,
-            path_regex: None,
+            path_equal: Vec::new(),
+            path_prefix: Vec::new(),
+            path_regex: Vec::new(),
             metadata: BTreeMap::new(),
         }
     }
@@ -94,27 +144,27 @@ impl Intercept {
         self
     }
 
-    /// Adds a header matcher (`--http-header name=value`).
+    /// Adds a header filter (`--http-header name=value`).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.insert(name.into(), value.into());
         self
     }
 
-    /// Matches requests whose `path` equals `path` (`--http-path-equal`).
+    /// Adds a path filter: the `path` equals `path` (`--http-path-equal`).
     pub fn path_equal(mut self, path: impl Into<String>) -> Self {
-        self.path_equal = Some(path.into());
+        self.path_equal.push(path.into());
         self
     }
 
-    /// Matches requests whose `path` starts with `prefix` (`--http-path-prefix`).
+    /// Adds a path filter: the `path` starts with `prefix` (`--http-path-prefix`).
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.path_prefix = Some(prefix.into());
+        self.path_prefix.push(prefix.into());
         self
     }
 
-    /// Matches requests whose `path` contains a match of `regex` (`--http-path-regex`).
+    /// Adds a path filter: the `path` contains a match of `regex` (`--http-path-regex`).
     pub fn path_regex(mut self, regex: impl Into<String>) -> Self {
-        self.path_regex = Some(regex.into());
+        self.path_regex.push(regex.into());
         self
     }
 
@@ -124,12 +174,29 @@ impl Intercept {
         self
     }
 
-    /// Checks every field, as the server does before it accepts the intercept.
+    /// Checks every field as the newest Telepresence release does before it
+    /// accepts the intercept.
     pub fn validate(&self) -> Result<(), InterceptError> {
-        self.compile().map(drop)
+        self.validate_for(&Rules::default())
     }
 
-    pub(crate) fn compile(&self) -> Result<CompiledIntercept, InterceptError> {
+    /// Checks every field as a release following `rules` does: releases
+    /// before 2.25 refuse several path filters and invalid regular expressions.
+    ///
+    /// ```
+    /// use telepresence_mock_server::{Intercept, TelepresenceVersion};
+    ///
+    /// let two_paths = Intercept::new("a").path_prefix("/api").path_equal("/health");
+    /// let legacy: TelepresenceVersion = "2.24".parse()?;
+    /// assert!(two_paths.validate().is_ok());
+    /// assert!(two_paths.validate_for(&legacy.rules()).is_err());
+    /// # Ok::<(), telepresence_mock_server::VersionError>(())
+    /// ```
+    pub fn validate_for(&self, rules: &Rules) -> Result<(), InterceptError> {
+        self.compile(rules).map(drop)
+    }
+
+    pub(crate) fn compile(&self, rules: &Rules) -> Result<CompiledIntercept, InterceptError> {
         if self.id.is_empty() {
             return Err(InterceptError::new("id", "must not be empty"));
         }
@@ -139,6 +206,7 @@ impl Intercept {
                 "port 0 is out of range 1..=65535",
             ));
         }
+        let mut literals = Vec::new();
         let mut headers: Vec<HeaderRule> = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
             let key = format!("headers.{name}");
@@ -150,58 +218,111 @@ impl Intercept {
                     &key,
                     format!(
                         "header `{name}` is given twice (names are case-insensitive); \
-                         give each header one matcher"
+                         give each header one filter"
                     ),
                 ));
             }
-            let value = ValueMatcher::new(value).map_err(|e| InterceptError::new(&key, e))?;
+            let value = if is_regex(value) {
+                regex_or_literal(&key, value, rules, &mut literals)?
+                    .map_or_else(|| ValueMatcher::Exact(value.clone()), ValueMatcher::Regex)
+            } else {
+                ValueMatcher::Exact(value.clone())
+            };
             headers.push(HeaderRule {
                 name: header,
                 value,
             });
         }
-        let path = self.path_matcher()?;
+        let paths = self.path_matchers(rules, &mut literals)?;
         Ok(CompiledIntercept {
+            id: self.id.as_str().into(),
             spec: self.clone(),
             headers,
-            path,
+            paths,
+            literal_regexes: literals,
         })
     }
 
-    fn path_matcher(&self) -> Result<Option<PathMatcher>, InterceptError> {
-        let given: Vec<&str> = [
+    fn path_matchers(
+        &self,
+        rules: &Rules,
+        literals: &mut Vec<LiteralRegex>,
+    ) -> Result<Vec<PathMatcher>, InterceptError> {
+        let lists = [
             ("path_equal", &self.path_equal),
             ("path_prefix", &self.path_prefix),
             ("path_regex", &self.path_regex),
-        ]
-        .iter()
-        .filter(|(_, value)| value.is_some())
-        .map(|(key, _)| *key)
-        .collect();
-        if given.len() > 1 {
+        ];
+        let count: usize = lists.iter().map(|(_, values)| values.len()).sum();
+        if rules.path_filters == PathFilters::AtMostOne && count > 1 {
+            let given: Vec<&str> = lists
+                .iter()
+                .filter(|(_, values)| !values.is_empty())
+                .map(|(key, _)| *key)
+                .collect();
+            // Name the second kind given, or the only one given several times.
+            let culprit = given
+                .get(1)
+                .or(given.first())
+                .copied()
+                .unwrap_or("path_regex");
+            let what = if given.len() == 1 {
+                format!("{culprit} has {count} values")
+            } else {
+                format!("{} are given", given.join(" and "))
+            };
             return Err(InterceptError::new(
-                given[1],
-                format!(
-                    "at most one path matcher is allowed, but {} are given",
-                    given.join(" and ")
-                ),
+                culprit,
+                format!("at most one path filter is allowed before Telepresence 2.25, but {what}"),
             ));
         }
-        Ok(if let Some(p) = &self.path_equal {
-            Some(PathMatcher::Equal(p.clone()))
-        } else if let Some(p) = &self.path_prefix {
-            Some(PathMatcher::Prefix(p.clone()))
-        } else if let Some(re) = &self.path_regex {
-            Some(PathMatcher::Regex(
-                compile_regex(re).map_err(|e| InterceptError::new("path_regex", e))?,
-            ))
-        } else {
-            None
-        })
+        let mut paths = Vec::with_capacity(count);
+        paths.extend(self.path_equal.iter().cloned().map(PathMatcher::Equal));
+        paths.extend(self.path_prefix.iter().cloned().map(PathMatcher::Prefix));
+        for (index, pattern) in self.path_regex.iter().enumerate() {
+            let key = if self.path_regex.len() == 1 {
+                "path_regex".to_owned()
+            } else {
+                format!("path_regex[{index}]")
+            };
+            // Telepresence takes every path regex as a regex, metacharacter or not.
+            paths.push(
+                regex_or_literal(&key, pattern, rules, literals)?
+                    .map_or_else(|| PathMatcher::Equal(pattern.clone()), PathMatcher::Regex),
+            );
+        }
+        Ok(paths)
     }
 }
 
-/// A human summary, as logged at start: `"id" on port 8080 when x == "y" and path starts with "/api"; metadata a=b`.
+/// Compiles `pattern`; when it is invalid, a release that takes it literally
+/// gets `None` (and a note), an older one refuses it.
+fn regex_or_literal(
+    key: &str,
+    pattern: &str,
+    rules: &Rules,
+    literals: &mut Vec<LiteralRegex>,
+) -> Result<Option<Regex>, InterceptError> {
+    match Regex::new(pattern) {
+        Ok(regex) => Ok(Some(regex)),
+        Err(error) => match rules.invalid_regex {
+            InvalidRegex::Refused => Err(InterceptError::new(
+                key,
+                format!("invalid regular expression `{pattern}`: {error}"),
+            )),
+            InvalidRegex::Literal => {
+                literals.push(LiteralRegex {
+                    key: key.to_owned(),
+                    value: pattern.to_owned(),
+                });
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// A human summary, as logged at start:
+/// `"id" on port 8080 when x == "y" and path starts with "/api"; metadata a=b`.
 impl fmt::Display for Intercept {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?} on port {}", self.id, self.container_port)?;
@@ -213,14 +334,18 @@ impl fmt::Display for Intercept {
                 conditions.push(format!("{name} == {value:?}"));
             }
         }
-        if let Some(p) = &self.path_equal {
-            conditions.push(format!("path == {p:?}"));
-        }
-        if let Some(p) = &self.path_prefix {
-            conditions.push(format!("path starts with {p:?}"));
-        }
-        if let Some(p) = &self.path_regex {
-            conditions.push(format!("path =~ /{p}/"));
+        let paths: Vec<String> = (self.path_equal.iter().map(|p| format!("path == {p:?}")))
+            .chain(
+                self.path_prefix
+                    .iter()
+                    .map(|p| format!("path starts with {p:?}")),
+            )
+            .chain(self.path_regex.iter().map(|p| format!("path =~ /{p}/")))
+            .collect();
+        match paths.len() {
+            0 => {}
+            1 => conditions.extend(paths),
+            _ => conditions.push(format!("({})", paths.join(" or "))),
         }
         if conditions.is_empty() {
             f.write_str(" matching every request")?;
@@ -258,14 +383,19 @@ impl InterceptError {
     }
 }
 
-/// Telepresence treats a header matcher value as a regular expression exactly
+/// A filter value that is not a valid regular expression, kept as a literal
+/// value (as Telepresence 2.25 and later do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LiteralRegex {
+    /// `headers.x-dev` or `path_regex`.
+    pub(crate) key: String,
+    pub(crate) value: String,
+}
+
+/// Telepresence treats a header filter value as a regular expression exactly
 /// when it contains a regex metacharacter.
 pub(crate) fn is_regex(value: &str) -> bool {
     value.contains(REGEX_METACHARACTERS)
-}
-
-fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(pattern).map_err(|e| format!("invalid regular expression `{pattern}`: {e}"))
 }
 
 /// How a header's value is compared.
@@ -276,14 +406,6 @@ pub(crate) enum ValueMatcher {
 }
 
 impl ValueMatcher {
-    fn new(value: &str) -> Result<Self, String> {
-        if is_regex(value) {
-            compile_regex(value).map(Self::Regex)
-        } else {
-            Ok(Self::Exact(value.to_owned()))
-        }
-    }
-
     /// A regular expression never matches an empty value, even one that could
     /// match the empty string.
     pub(crate) fn matches(&self, value: &[u8]) -> bool {
@@ -326,19 +448,25 @@ fn regex_search(re: &Regex, value: &[u8]) -> bool {
 /// A validated intercept, ready to match requests.
 #[derive(Clone, Debug)]
 pub(crate) struct CompiledIntercept {
+    /// The ID, shared with journal entries without a copy.
+    pub(crate) id: Arc<str>,
     pub(crate) spec: Intercept,
     pub(crate) headers: Vec<HeaderRule>,
-    pub(crate) path: Option<PathMatcher>,
+    /// Any one must match; none means any path.
+    pub(crate) paths: Vec<PathMatcher>,
+    /// Invalid regular expressions taken as literal values.
+    pub(crate) literal_regexes: Vec<LiteralRegex>,
 }
 
 impl CompiledIntercept {
-    /// All matchers must match; a missing header reads as the empty string and
-    /// only the first occurrence of a repeated header counts.
+    /// Every header filter must match and, when there are path filters, one of
+    /// them; a missing header reads as the empty string and only the first
+    /// occurrence of a repeated header counts.
     pub(crate) fn matches(&self, headers: &http::HeaderMap, path: &[u8]) -> bool {
         self.headers.iter().all(|rule| {
             let value = headers.get(&rule.name).map_or(&b""[..], |v| v.as_bytes());
             rule.value.matches(value)
-        }) && self.path.as_ref().is_none_or(|p| p.matches(path))
+        }) && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)))
     }
 }
 
@@ -358,9 +486,16 @@ mod tests {
         map
     }
 
+    fn legacy() -> Rules {
+        "2.24"
+            .parse::<crate::TelepresenceVersion>()
+            .unwrap()
+            .rules()
+    }
+
     fn matches(intercept: Intercept, request: &[(&str, &[u8])], path: &str) -> bool {
         intercept
-            .compile()
+            .compile(&Rules::default())
             .expect("valid intercept")
             .matches(&headers(request), path.as_bytes())
     }
@@ -489,10 +624,22 @@ mod tests {
 
     #[test]
     fn invalid_intercepts_are_refused_with_the_key_at_fault() {
-        let cases = [
+        let always = [
             (Intercept::new(""), "id"),
             (Intercept::new("i").container_port(0), "container_port"),
             (Intercept::new("i").header("x y", "v"), "headers.x y"),
+            (
+                Intercept::new("i").header("X", "a").header("x", "b"),
+                "headers.x",
+            ),
+        ];
+        for (intercept, key) in always {
+            for rules in [Rules::default(), legacy()] {
+                let err = intercept.validate_for(&rules).expect_err(key);
+                assert_eq!(err.key, key, "{err}");
+            }
+        }
+        let before_2_25 = [
             (Intercept::new("i").header("x", "("), "headers.x"),
             (Intercept::new("i").path_regex("[a"), "path_regex"),
             (
@@ -500,14 +647,106 @@ mod tests {
                 "path_prefix",
             ),
             (
-                Intercept::new("i").header("X", "a").header("x", "b"),
-                "headers.x",
+                Intercept::new("i").path_regex("/a").path_regex("/b"),
+                "path_regex",
             ),
         ];
-        for (intercept, key) in cases {
-            let err = intercept.validate().expect_err(key);
+        for (intercept, key) in before_2_25 {
+            let err = intercept.validate_for(&legacy()).expect_err(key);
             assert_eq!(err.key, key, "{err}");
+            assert!(
+                intercept.validate().is_ok(),
+                "2.25 and later accept {intercept}"
+            );
         }
+    }
+
+    #[test]
+    fn legacy_refusals_say_what_was_given() {
+        let two_kinds = Intercept::new("i").path_equal("/a").path_prefix("/b");
+        assert_eq!(
+            two_kinds.validate_for(&legacy()).unwrap_err().to_string(),
+            "path_prefix: at most one path filter is allowed before Telepresence 2.25, \
+             but path_equal and path_prefix are given"
+        );
+        let twice = Intercept::new("i").path_prefix("/a").path_prefix("/b");
+        assert_eq!(
+            twice.validate_for(&legacy()).unwrap_err().to_string(),
+            "path_prefix: at most one path filter is allowed before Telepresence 2.25, \
+             but path_prefix has 2 values"
+        );
+        let bad_regex = Intercept::new("i").header("x-dev", "(dev");
+        let err = bad_regex.validate_for(&legacy()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("headers.x-dev: invalid regular expression `(dev`: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn several_path_filters_match_when_any_matches() {
+        let i = Intercept::new("i")
+            .path_equal("/health")
+            .path_prefix("/api/")
+            .path_regex("^/v[0-9]+/");
+        for path in ["/health", "/api/x", "/v2/x"] {
+            assert!(matches(i.clone(), &[], path), "{path}");
+        }
+        for path in ["", "/healthz", "/api", "/vx/", "/other"] {
+            assert!(!matches(i.clone(), &[], path), "{path}");
+        }
+        let with_header = i.header("x", "y");
+        assert!(matches(with_header.clone(), &[("x", b"y")], "/health"));
+        assert!(!matches(with_header.clone(), &[("x", b"n")], "/health"));
+        assert!(!matches(with_header, &[("x", b"y")], "/other"));
+    }
+
+    #[test]
+    fn invalid_regexes_are_literal_values_from_2_25() {
+        let header = Intercept::new("i").header("x-dev", "(dev");
+        assert!(matches(header.clone(), &[("x-dev", b"(dev")], ""));
+        assert!(!matches(header.clone(), &[("x-dev", b"dev")], ""));
+        assert!(!matches(header, &[("x-dev", b"x(devx")], ""));
+        let path = Intercept::new("i").path_regex("/api[");
+        assert!(matches(path.clone(), &[], "/api["));
+        assert!(!matches(path.clone(), &[], "/api[x"));
+        assert!(!matches(path, &[], "/api"));
+        let compiled = Intercept::new("i")
+            .header("x-dev", "(dev")
+            .path_regex("ok")
+            .path_regex("[")
+            .compile(&Rules::default())
+            .unwrap();
+        let noted: Vec<(&str, &str)> = compiled
+            .literal_regexes
+            .iter()
+            .map(|l| (l.key.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(noted, [("headers.x-dev", "(dev"), ("path_regex[1]", "[")]);
+    }
+
+    #[test]
+    fn path_filters_read_a_string_or_a_list_and_write_back_the_same() {
+        let one: Intercept = serde_json::from_str(r#"{"id":"a","path_prefix":"/api"}"#).unwrap();
+        assert_eq!(one.path_prefix, ["/api"]);
+        let many: Intercept =
+            serde_json::from_str(r#"{"id":"a","path_prefix":["/api","/v2"],"path_regex":[]}"#)
+                .unwrap();
+        assert_eq!(many.path_prefix, ["/api", "/v2"]);
+        assert!(many.path_regex.is_empty());
+        assert_eq!(
+            serde_json::to_string(&one).unwrap(),
+            r#"{"id":"a","container_port":8080,"path_prefix":"/api"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&many).unwrap(),
+            r#"{"id":"a","container_port":8080,"path_prefix":["/api","/v2"]}"#
+        );
+        let err = serde_json::from_str::<Intercept>(r#"{"id":"a","path_equal":3}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("a string or a list of strings"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -524,6 +763,14 @@ mod tests {
         assert_eq!(
             Intercept::new("id").to_string(),
             r#""id" on port 8080 matching every request"#
+        );
+        assert_eq!(
+            Intercept::new("id")
+                .header("x", "y")
+                .path_equal("/a")
+                .path_prefix("/b")
+                .to_string(),
+            r#""id" on port 8080 when x == "y" and (path == "/a" or path starts with "/b")"#
         );
     }
 }

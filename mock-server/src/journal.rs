@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -44,6 +45,10 @@ pub struct JournalEntry {
     pub status: Option<u16>,
     /// The answer's body.
     pub answer: String,
+    /// The ID of the intercept the request matched, when a decision was made
+    /// and an intercept matched.
+    #[serde(default)]
+    pub intercept: Option<String>,
     /// The injected fault that shaped the answer, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
@@ -77,6 +82,7 @@ pub(crate) struct RawEntry {
     pub(crate) data: Box<[u8]>,
     pub(crate) status: Option<StatusCode>,
     pub(crate) answer: Bytes,
+    pub(crate) matched: Option<Arc<str>>,
     pub(crate) fault: Option<String>,
 }
 
@@ -140,6 +146,7 @@ impl RawEntry {
             headers,
             status: self.status.map(|s| s.as_u16()),
             answer: text(&self.answer),
+            intercept: self.matched.as_deref().map(str::to_owned),
             fault: self.fault.clone(),
         }
     }
@@ -244,6 +251,7 @@ mod tests {
             data: pack(b"/p", b"80", &headers),
             status: Some(StatusCode::OK),
             answer: Bytes::from_static(b"true"),
+            matched: Some("me".into()),
             fault: None,
         }
     }

@@ -63,6 +63,7 @@ mod intercept;
 mod journal;
 mod limits;
 mod serve;
+mod version;
 mod wire;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
@@ -90,4 +91,7 @@ pub use harness::{ConsumerEnv, Error, MockServer, MockServerBuilder};
 pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError};
 pub use journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
 pub use limits::Limits;
+pub use version::{
+    CandidateOrder, InvalidRegex, PathFilters, PortChoice, Rules, TelepresenceVersion, VersionError,
+};
 pub use wire::Wire;

@@ -12,11 +12,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The wire format of a Telepresence version.
 ///
-/// | format | content type | `/consume-here` body | error body |
-/// | --- | --- | --- | --- |
-/// | `2.25` (2.25 and later) | `application/json` | `true` | JSON |
-/// | `2.5` (2.5 to 2.24) | `application/json` | `true\n` | JSON + newline |
-/// | `2.4` | `text/plain` | `true` | plain text |
+/// | format | content type | `/consume-here` body | JSON bodies | error body |
+/// | --- | --- | --- | --- | --- |
+/// | `2.25` (2.25 and later) | `application/json` | `true` | as is | JSON |
+/// | `2.5` (2.5 to 2.24) | `application/json` | `true\n` | newline, `<>&` escaped | JSON |
+/// | `2.4` | `text/plain` | `true` | (none) | plain text |
+///
+/// 2.5 to 2.24 wrote JSON with Go's `json.Encoder`, which ends each value
+/// with a newline and writes `<`, `>`, `&`, U+2028 and U+2029 as `\u003c`,
+/// `\u003e`, `\u0026`, `\u2028`, `\u2029`; 2.25 and later write with
+/// `encoding/json/v2`, which does neither.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Wire {
     /// Telepresence 2.25 and later.
@@ -70,11 +75,23 @@ impl Wire {
             client_side,
             metadata: metadata.filter(|m| !m.is_empty()),
         };
-        let mut body = serde_json::to_vec(&info).expect("string maps always serialize");
+        self.success(Bytes::from(self.json(&info)))
+    }
+
+    /// A JSON body as this version's encoder writes it.
+    fn json(self, value: &impl Serialize) -> Vec<u8> {
+        let mut body = Vec::with_capacity(64);
+        let written = if self == Self::V2_5 {
+            let mut encoder = serde_json::Serializer::with_formatter(&mut body, GoEncoderFormatter);
+            value.serialize(&mut encoder)
+        } else {
+            value.serialize(&mut serde_json::Serializer::new(&mut body))
+        };
+        written.expect("strings and booleans always serialize");
         if self == Self::V2_5 {
             body.push(b'\n');
         }
-        self.success(Bytes::from(body))
+        body
     }
 
     fn success(self, body: Bytes) -> Answer {
@@ -96,20 +113,47 @@ impl Wire {
         match self {
             Self::V2_4 => Answer::go_http_error(status, message),
             _ => {
-                let mut body = serde_json::to_vec(&serde_json::json!({ "error": message }))
-                    .expect("a string always serializes");
-                if self == Self::V2_5 {
-                    body.push(b'\n');
+                #[derive(Serialize)]
+                struct ErrorBody<'a> {
+                    error: &'a str,
                 }
                 Answer {
                     status,
                     content_type: Some("application/json"),
                     nosniff: false,
                     location: None,
-                    body: Bytes::from(body),
+                    body: Bytes::from(self.json(&ErrorBody { error: message })),
                 }
             }
         }
+    }
+}
+
+/// Go's `encoding/json` (v1) string escaping on top of serde_json's: HTML's
+/// `<`, `>`, `&` and the JavaScript line terminators U+2028 and U+2029.
+struct GoEncoderFormatter;
+
+impl serde_json::ser::Formatter for GoEncoderFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (at, c) in fragment.char_indices() {
+            let escaped = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            writer.write_all(&fragment.as_bytes()[start..at])?;
+            writer.write_all(escaped.as_bytes())?;
+            start = at + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 
@@ -324,6 +368,27 @@ mod tests {
             (ct.as_deref(), &body[..]),
             (Some("text/plain; charset=utf-8"), &b"e\n"[..])
         );
+    }
+
+    #[tokio::test]
+    async fn go_v1_escapes_html_and_line_separators_and_v2_does_not() {
+        let meta: BTreeMap<String, String> =
+            [("k<&>".into(), "a<b>&c\u{2028}d\u{2029}é\"\\".into())].into();
+        let (_, _, body) = parts(Wire::V2_5.intercept_info(true, true, Some(&meta))).await;
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"intercepted\":true,\"clientSide\":true,\"metadata\":\
+             {\"k\\u003c\\u0026\\u003e\":\"a\\u003cb\\u003e\\u0026c\\u2028d\\u2029é\\\"\\\\\"}}\n"
+        );
+        let (_, _, body) = parts(Wire::V2_25.intercept_info(true, true, Some(&meta))).await;
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "{\"intercepted\":true,\"clientSide\":true,\"metadata\":\
+             {\"k<&>\":\"a<b>&c\u{2028}d\u{2029}é\\\"\\\\\"}}"
+        );
+        let (_, _, body) =
+            parts(Wire::V2_5.error(StatusCode::BAD_REQUEST, "parsing \"<x>\"")).await;
+        assert_eq!(body, b"{\"error\":\"parsing \\\"\\u003cx\\u003e\\\"\"}\n");
     }
 
     #[test]

@@ -87,9 +87,19 @@ async fn intercepts_can_be_listed_added_replaced_and_deleted() {
     assert!(server.intercepts().is_empty());
 }
 
+/// A server mocking a release before 2.25, which refuses more than today's.
+async fn legacy_server() -> MockServer {
+    MockServer::builder()
+        .telepresence_version("2.24".parse().unwrap())
+        .intercept(Intercept::new("a").header("x", "1"))
+        .start()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn bad_intercepts_are_refused_naming_the_key() {
-    let server = server().await;
+    let server = legacy_server().await;
     let post = async |body: &str| {
         ask(&server.url(), "/_mock/intercepts")
             .body("application/json", body)
@@ -105,7 +115,12 @@ async fn bad_intercepts_are_refused_naming_the_key() {
         (
             r#"{"id": "n", "path_equal": "/a", "path_regex": "b"}"#,
             400,
-            "path_regex: at most one path matcher",
+            "path_regex: at most one path filter is allowed before Telepresence 2.25",
+        ),
+        (
+            r#"{"id": "n", "path_equal": ["/a", "/b"]}"#,
+            400,
+            "path_equal: at most one path filter is allowed before Telepresence 2.25, but path_equal has 2 values",
         ),
         (
             r#"{"id": "n", "container_port": 70000}"#,
@@ -150,6 +165,55 @@ async fn bad_intercepts_are_refused_naming_the_key() {
         server.intercepts().len(),
         1,
         "a refused replacement changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn current_releases_accept_path_lists_and_literal_regexes_over_the_admin_api() {
+    let server = MockServer::builder()
+        .side(Side::Agent)
+        .workload_ports([8080, 9090])
+        .start()
+        .await
+        .unwrap();
+    let url = server.url();
+    let added = ask(&url, "/_mock/intercepts")
+        .body(
+            "application/json",
+            r#"{"id": "n", "path_equal": ["/a", "/b"], "path_regex": "(x", "headers": {"x-dev": "[dev"}}"#,
+        )
+        .send()
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(
+        added.json()["path_equal"],
+        json!(["/a", "/b"]),
+        "lists are kept as lists"
+    );
+    let decide = async |path: &str, dev: &str| {
+        ask(&url, &format!("/intercept-info?path={path}"))
+            .header("x-dev", dev)
+            .send()
+            .await
+            .json()["intercepted"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(
+        decide("/b", "[dev").await,
+        "a path of the list, the literal header"
+    );
+    assert!(decide("(x", "[dev").await, "the literal path regex");
+    assert!(!decide("/c", "[dev").await);
+    assert!(!decide("/a", "dev").await);
+    let elsewhere = ask(&url, "/_mock/intercepts")
+        .body("application/json", r#"{"id": "p", "container_port": 7070}"#)
+        .send()
+        .await;
+    assert_eq!(elsewhere.status, 400);
+    assert_eq!(
+        elsewhere.json()["error"],
+        r#"intercepts[1] ("p"): container_port: 7070 is not a port of the workload (container_ports: 8080, 9090)"#
     );
 }
 
@@ -200,6 +264,13 @@ async fn the_journal_records_each_request_and_its_answer() {
         ("8080", "a")
     );
     assert_eq!(first.answer, "true");
+    assert_eq!(
+        first.intercept.as_deref(),
+        Some("a"),
+        "the intercept matched"
+    );
+    assert_eq!(journal[1].intercept, None, "no caller, nothing matched");
+    assert_eq!(journal[2].intercept, None, "no decision");
     let xs: Vec<&str> = first
         .headers
         .iter()
@@ -223,6 +294,7 @@ async fn the_journal_records_each_request_and_its_answer() {
         .json();
     assert_eq!(over_http.as_array().unwrap().len(), 1);
     assert_eq!(over_http[0]["caller_id"], "a");
+    assert_eq!(over_http[0]["intercept"], "a");
     let after = ask(&url, &format!("/_mock/journal?after={}", journal[2].seq))
         .send()
         .await
@@ -449,12 +521,16 @@ async fn status_reports_the_server_state() {
     let server = MockServer::builder()
         .side(Side::Agent)
         .wire(Wire::V2_5)
+        .intercept(Intercept::new("a").container_port(9090))
         .start()
         .await
         .unwrap();
     let status = ask(&server.url(), "/_mock").send().await.json();
     assert_eq!(status["side"], "agent");
+    assert_eq!(status["telepresence_version"], "2.27.4");
     assert_eq!(status["wire"], "2.5");
+    assert_eq!(status["workload_ports"], json!([9090]));
+    assert_eq!(status["workload_ports_declared"], false);
     let unknown = ask(&server.url(), "/_mock/nothing").send().await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["error"], "no such admin endpoint");

@@ -445,51 +445,58 @@ async fn the_workstation_answers_only_its_own_caller() {
 
 #[tokio::test]
 async fn the_pod_selects_by_port_and_leaves_out_other_callers() {
-    let server = start(
-        MockServer::builder()
-            .side(Side::Agent)
-            .intercept(
-                Intercept::new("web")
-                    .container_port(8080)
-                    .header("x-dev", "alice"),
-            )
-            .intercept(
-                Intercept::new("admin")
-                    .container_port(9090)
-                    .header("x-dev", "alice"),
-            ),
-    )
-    .await;
-    let url = server.url();
-    let consume = async |query: &str, caller: &str| {
-        ask(&url, &format!("/consume-here?{query}"))
-            .caller(caller)
-            .header("x-dev", "alice")
-            .send()
-            .await
-            .body
-    };
-    assert_eq!(
-        consume("", "").await,
-        "true",
-        "two ports and no containerPort: nothing intercepted"
-    );
-    assert_eq!(consume("containerPort=8080", "").await, "false");
-    assert_eq!(consume("containerPort=9090", "").await, "false");
-    assert_eq!(consume("containerPort=7070", "").await, "true");
-    assert_eq!(consume("containerPort=8080", "web").await, "false");
-    assert_eq!(
-        consume("containerPort=8080", "admin").await,
-        "true",
-        "another caller's intercept"
-    );
+    // Without a container port, 2.25 and later take the first port; older
+    // releases take a port only when the workload has just one.
+    for (version, without_port) in [("2.27", "false"), ("2.24", "true")] {
+        let server = start(
+            MockServer::builder()
+                .telepresence_version(version.parse().unwrap())
+                .side(Side::Agent)
+                .intercept(
+                    Intercept::new("web")
+                        .container_port(8080)
+                        .header("x-dev", "alice"),
+                )
+                .intercept(
+                    Intercept::new("admin")
+                        .container_port(9090)
+                        .header("x-dev", "alice"),
+                ),
+        )
+        .await;
+        let url = server.url();
+        let consume = async |query: &str, caller: &str| {
+            ask(&url, &format!("/consume-here?{query}"))
+                .caller(caller)
+                .header("x-dev", "alice")
+                .send()
+                .await
+                .body
+                .trim_end()
+                .to_owned()
+        };
+        assert_eq!(
+            consume("", "").await,
+            without_port,
+            "{version}: two ports, none given"
+        );
+        assert_eq!(consume("containerPort=8080", "").await, "false");
+        assert_eq!(consume("containerPort=9090", "").await, "false");
+        assert_eq!(consume("containerPort=7070", "").await, "true");
+        assert_eq!(consume("containerPort=8080", "web").await, "false");
+        assert_eq!(
+            consume("containerPort=8080", "admin").await,
+            "true",
+            "another caller's intercept"
+        );
 
-    server.remove_intercept("admin");
-    assert_eq!(
-        consume("", "").await,
-        "false",
-        "one port left: it is chosen"
-    );
+        server.remove_intercept("admin");
+        assert_eq!(
+            consume("", "").await,
+            "false",
+            "{version}: one port left: it is chosen"
+        );
+    }
 }
 
 #[tokio::test]

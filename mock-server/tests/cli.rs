@@ -2,111 +2,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::process::{command, run, run_command, start, start_command, tempdir};
 use common::{ask, json_answer};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_telepresence-mock-server");
-
-/// A running binary, its URL, and the environment it printed.
-struct Running {
-    child: Child,
-    url: String,
-    env: Vec<(String, String)>,
-}
-
-impl Running {
-    async fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
-        signal_process(&self.child, signal);
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("exits after the signal")
-            .unwrap();
-        let mut stderr = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .await
-            .unwrap();
-        (status, stderr)
-    }
-}
-
-fn signal_process(child: &Child, signal: &str) {
-    let pid = child.id().expect("still running").to_string();
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_remove("TELEPRESENCE_MOCK_CONFIG")
-        .env_remove("TELEPRESENCE_MOCK_LISTEN")
-        .env_remove("RUST_BACKTRACE")
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Starts the binary on a free port with `--print-env` and reads what it printed.
-async fn start(args: &[&str]) -> Running {
-    start_command(command(
-        &[&["--listen", "127.0.0.1:0", "--print-env"], args].concat(),
-    ))
-    .await
-}
-
-async fn start_command(mut cmd: Command) -> Running {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut env = Vec::new();
-    while env.len() < 3 {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("prints its environment")
-            .unwrap()
-            .expect("prints three lines");
-        let (name, value) = line
-            .strip_prefix("export ")
-            .and_then(|l| l.split_once('='))
-            .unwrap_or_else(|| panic!("not an export line: {line}"));
-        env.push((name.to_owned(), value.trim_matches('\'').to_owned()));
-    }
-    let port = &env[0].1;
-    Running {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        env,
-    }
-}
-
-/// Runs the binary to completion: exit code and stderr.
-async fn run(args: &[&str]) -> (Option<i32>, String) {
-    run_command(command(args)).await
-}
-
-async fn run_command(mut cmd: Command) -> (Option<i32>, String) {
-    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
-        .await
-        .expect("exits")
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 const WORKED_EXAMPLE: &[&str] = &[
     "--intercept-id",
@@ -200,7 +99,9 @@ async fn it_starts_with_a_line_naming_the_address_and_each_intercept() {
     assert!(status.success(), "{stderr}");
     let line = stderr.lines().next().unwrap();
     assert!(
-        line.contains(&format!("listening on {url} as the client side (wire 2.25")),
+        line.contains(&format!(
+            "listening on {url} as the client side of Telepresence 2.27.4 (wire 2.25, workload ports 8080,"
+        )),
         "{line}"
     );
     assert!(
@@ -282,21 +183,6 @@ async fn the_listen_address_can_come_from_the_environment() {
     assert_eq!(ask(&server.url, "/healthz").send().await.status, 200);
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tpk-cli-{}-{}",
-        std::process::id(),
-        fastrand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn fastrand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
 /// Each bad configuration is refused at start, exit code 2, one clear line
 /// naming the culprit, and never a panic or a backtrace.
 #[tokio::test]
@@ -310,7 +196,7 @@ async fn bad_configuration_is_refused_with_a_clear_error() {
     let unknown = write("unknown.yaml", "intercepts:\n  - id: a\n    colour: red\n");
     let two_paths = write(
         "paths.yaml",
-        "intercepts:\n  - id: a\n    path_equal: /a\n    path_regex: b\n",
+        "telepresence_version: '2.24'\nintercepts:\n  - id: a\n    path_equal: /a\n    path_regex: b\n",
     );
     let regex = write(
         "regex.yaml",
@@ -331,11 +217,13 @@ async fn bad_configuration_is_refused_with_a_clear_error() {
         (
             vec!["--config", &two_paths],
             vec![format!(
-                "error: config file {two_paths}: intercepts[0] (\"a\"): path_regex: at most one path matcher is allowed, but path_equal and path_regex are given"
+                "error: config file {two_paths}: intercepts[0] (\"a\"): path_regex: at most one path filter is allowed before Telepresence 2.25, but path_equal and path_regex are given"
             )],
         ),
+        // The file is fine for the newest release; the flag asks for an older
+        // one, and the error still names the file.
         (
-            vec!["--config", &regex],
+            vec!["--config", &regex, "--telepresence-version", "2.24.1"],
             vec![format!(
                 "error: config file {regex}: intercepts[0] (\"a\"): headers.x-user: invalid regular expression `(dev`"
             )],
@@ -360,18 +248,51 @@ async fn bad_configuration_is_refused_with_a_clear_error() {
             ],
         ),
         (
-            vec!["--http-path-equal", "/a", "--http-path-regex", "b"],
             vec![
-                "--http-path-equal <P>".to_owned(),
-                "cannot be used with".to_owned(),
+                "--telepresence-version",
+                "2.24",
+                "--http-path-equal",
+                "/a",
+                "--http-path-regex",
+                "b",
+            ],
+            vec![
+                "error: command line: intercepts[0]".to_owned(),
+                "path_regex: at most one path filter is allowed before Telepresence 2.25, \
+                 but path_equal and path_regex are given"
+                    .to_owned(),
             ],
         ),
         (
-            vec!["--http-path-regex", "(x"],
+            vec!["--telepresence-version", "2.5", "--http-path-regex", "(x"],
             vec![
                 "error: command line: intercepts[0]".to_owned(),
                 "path_regex: invalid regular expression `(x`".to_owned(),
             ],
+        ),
+        (
+            vec!["--telepresence-version", "2.3"],
+            vec![
+                "invalid value '2.3' for '--telepresence-version <V>': \
+                 Telepresence 2.3 has no REST API to mock; it came with 2.4.8"
+                    .to_owned(),
+            ],
+        ),
+        (
+            vec!["--telepresence-version", "latest"],
+            vec!["`latest` is not a Telepresence release".to_owned()],
+        ),
+        (
+            vec!["--workload-port", "9090", "--intercept-id", "i"],
+            vec![
+                "error: command line: intercepts[0] (\"i\"): container_port: 8080 is not a port \
+                 of the workload (container_ports: 9090)"
+                    .to_owned(),
+            ],
+        ),
+        (
+            vec!["--workload-port", "0"],
+            vec!["invalid value '0' for '--workload-port <N>'".to_owned()],
         ),
         (
             vec!["--container-port", "70000"],
@@ -427,7 +348,7 @@ async fn bad_configuration_is_refused_with_a_clear_error() {
     let mut cmd = command(&[]);
     cmd.env(
         "TELEPRESENCE_MOCK_CONFIG",
-        "intercepts: [{id: a, path_regex: '['}]",
+        "{telepresence_version: '2.24', intercepts: [{id: a, path_regex: '['}]}",
     );
     let (code, stderr) = run_command(cmd).await;
     assert_eq!(code, Some(2));

@@ -621,7 +621,8 @@ impl ClientBuilder {
     }
 
     /// Sends `containerPort` with every query; needed when the workload has
-    /// intercepts on several ports.
+    /// several ports: without it the pod's API looks only at the workload's
+    /// first port (Telepresence 2.25 and later) or at none (older releases).
     pub fn container_port(mut self, port: u16) -> Self {
         self.container_port = (port != 0).then_some(port);
         self

@@ -88,6 +88,13 @@ impl Error {
         error
     }
 
+    /// Adds what the status means for this call to the message; the server's
+    /// own text stays as it was.
+    pub(crate) fn with_explanation(mut self, explanation: &str) -> Self {
+        self.inner.message = format!("{}; {explanation}", self.inner.message);
+        self
+    }
+
     /// The broad kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind

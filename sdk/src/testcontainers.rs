@@ -2,9 +2,10 @@
 //!
 //! The image `telepresence-mock-server` is built locally (no registry is
 //! needed) with `scripts/build-images.sh mock-server` from this repository.
-//! [`MockServer`] configures one container: its side, wire format and
-//! intercepts; [`MockServerContainer`] then gives the URL, an SDK client
-//! builder pointed at it, and its admin API.
+//! [`MockServer`] configures one container: its side, the Telepresence
+//! release it mocks, the workload's ports and the intercepts;
+//! [`MockServerContainer`] then gives the URL, an SDK client builder pointed
+//! at it, and its admin API.
 //!
 //! ```no_run
 //! use telepresence_kafka::testcontainers::{Intercept, MockServer, MockServerContainer, Side};
@@ -94,12 +95,12 @@ pub struct Intercept {
     container_port: Option<u16>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_equal: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_prefix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_regex: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    path_equal: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    path_prefix: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    path_regex: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     metadata: BTreeMap<String, String>,
 }
@@ -111,9 +112,9 @@ impl Intercept {
             id: id.into(),
             container_port: None,
             headers: BTreeMap::new(),
-            path_equal: None,
-            path_prefix: None,
-            path_regex: None,
+            path_equal: Vec::new(),
+            path_prefix: Vec::new(),
+            path_regex: Vec::new(),
             metadata: BTreeMap::new(),
         }
     }
@@ -135,21 +136,23 @@ impl Intercept {
         self
     }
 
-    /// Matches paths equal to `path`.
+    /// Adds a path filter: paths equal to `path`. Several path filters
+    /// match when any matches (Telepresence 2.25 and later; older releases
+    /// refuse more than one).
     pub fn path_equal(mut self, path: impl Into<String>) -> Self {
-        self.path_equal = Some(path.into());
+        self.path_equal.push(path.into());
         self
     }
 
-    /// Matches paths starting with `prefix`.
+    /// Adds a path filter: paths starting with `prefix`.
     pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.path_prefix = Some(prefix.into());
+        self.path_prefix.push(prefix.into());
         self
     }
 
-    /// Matches paths containing a match of `regex`.
+    /// Adds a path filter: paths containing a match of `regex`.
     pub fn path_regex(mut self, regex: impl Into<String>) -> Self {
-        self.path_regex = Some(regex.into());
+        self.path_regex.push(regex.into());
         self
     }
 
@@ -163,18 +166,26 @@ impl Intercept {
 #[derive(Clone, Debug, Serialize)]
 struct Config<'a> {
     side: Side,
-    wire: Wire,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    telepresence_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wire: Option<Wire>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_ports: Option<&'a [u16]>,
     intercepts: &'a [Intercept],
 }
 
-/// The mock server image, configured: client side, wire 2.25, no intercepts
-/// by default, and an admin token of its own.
+/// The mock server image, configured: the client side of the newest
+/// Telepresence release the image knows, no intercepts by default, and an
+/// admin token of its own.
 ///
 /// It is ready when the server logs that it listens, after its socket is bound.
 #[derive(Clone, Debug)]
 pub struct MockServer {
     side: Side,
-    wire: Wire,
+    telepresence_version: Option<String>,
+    wire: Option<Wire>,
+    workload_ports: Option<Vec<u16>>,
     intercepts: Vec<Intercept>,
     tag: String,
     admin_token: String,
@@ -192,7 +203,9 @@ impl Default for MockServer {
         );
         Self {
             side: Side::Client,
-            wire: Wire::V2_25,
+            telepresence_version: None,
+            wire: None,
+            workload_ports: None,
             intercepts: Vec::new(),
             tag: TAG.to_owned(),
             admin_token: token,
@@ -206,7 +219,9 @@ impl MockServer {
     fn configured(mut self) -> Self {
         self.config = serde_json::to_string(&Config {
             side: self.side,
+            telepresence_version: self.telepresence_version.as_deref(),
             wire: self.wire,
+            container_ports: self.workload_ports.as_deref(),
             intercepts: &self.intercepts,
         })
         .expect("the configuration always serializes");
@@ -219,9 +234,24 @@ impl MockServer {
         self.configured()
     }
 
-    /// The wire format.
+    /// The Telepresence release to mock, such as `"2.27"` or `"2.24.1"`:
+    /// its wire format and its rules. The container refuses to start (and
+    /// says why in its log) when it is not a release it can mock.
+    pub fn with_telepresence_version(mut self, version: impl Into<String>) -> Self {
+        self.telepresence_version = Some(version.into());
+        self.configured()
+    }
+
+    /// Overrides the release's wire format.
     pub fn with_wire(mut self, wire: Wire) -> Self {
-        self.wire = wire;
+        self.wire = Some(wire);
+        self.configured()
+    }
+
+    /// The workload's container ports, in the traffic-agent's order (by
+    /// default, the ports of the intercepts).
+    pub fn with_workload_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
+        self.workload_ports = Some(ports.into_iter().collect());
         self.configured()
     }
 

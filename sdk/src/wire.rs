@@ -39,7 +39,16 @@ pub(crate) fn consume_here(status: u16, body: &[u8]) -> Result<bool, Error> {
 
 /// The `/intercept-info` answer.
 pub(crate) fn intercept_info(status: u16, body: &[u8]) -> Result<InterceptInfo, Error> {
-    check_status(status, body)?;
+    check_status(status, body).map_err(|error| {
+        if status == 404 {
+            error.with_explanation(
+                "this API has no /intercept-info (Telepresence 2.4 served only \
+                 /consume-here and /healthz)",
+            )
+        } else {
+            error
+        }
+    })?;
     serde_json::from_slice(body.trim_ascii())
         .map_err(|e| bad_answer("an intercept-info JSON object", body).with_source(e))
 }
@@ -105,6 +114,18 @@ mod tests {
         ] {
             assert_eq!(consume_here(200, body).unwrap(), answer, "{body:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_intercept_info_says_which_release_lacks_it() {
+        let err = intercept_info(404, b"404 page not found\n").unwrap_err();
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(err.server_message(), Some("404 page not found"));
+        assert!(
+            err.to_string()
+                .ends_with("404 page not found; this API has no /intercept-info (Telepresence 2.4 served only /consume-here and /healthz)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -190,9 +211,10 @@ mod tests {
                 assert_eq!(err.kind(), ErrorKind::Status);
                 assert_eq!(err.status(), Some(status));
                 assert_eq!(err.server_message(), Some(text));
-                assert_eq!(
-                    err.to_string(),
-                    format!("the Telepresence API answered {status}: {text}")
+                assert!(
+                    err.to_string()
+                        .starts_with(&format!("the Telepresence API answered {status}: {text}")),
+                    "{err}"
                 );
             }
         }

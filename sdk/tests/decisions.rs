@@ -105,6 +105,55 @@ async fn intercept_info_reports_the_side_and_the_metadata() {
     }
 }
 
+/// The SDK reads every release's answers: the booleans, the intercept-info
+/// object with metadata that one family escapes and another does not, and
+/// 2.4's missing `/intercept-info` as a clear error.
+#[tokio::test]
+async fn every_telepresence_release_is_read() {
+    let note = "<b> & \u{2028} é";
+    let intercept = alice_intercept().metadata("note", note);
+    for release in ["2.4", "2.4.8", "2.5", "2.24.1", "2.25", "2.27.4", "2.30"] {
+        for (side, client_side) in [(Side::Client, true), (Side::Agent, false)] {
+            let server = MockServer::builder()
+                .telepresence_version(release.parse().unwrap())
+                .side(side)
+                .intercept(intercept.clone())
+                .start()
+                .await
+                .unwrap();
+            let tp = client_from_env(&server).build().unwrap();
+            let label = format!("{side} side of {release}");
+            assert_eq!(
+                tp.should_consume(&dev("alice")).await.unwrap(),
+                client_side,
+                "{label}"
+            );
+            assert_eq!(
+                tp.should_consume(&dev("bob")).await.unwrap(),
+                !client_side,
+                "{label}"
+            );
+            tp.healthz().await.unwrap();
+            let info = tp.intercept_info(&dev("alice")).await;
+            if server.rules().serves_intercept_info {
+                let info = info.unwrap_or_else(|e| panic!("{label}: {e}"));
+                assert!(
+                    info.intercepted && info.client_side == client_side,
+                    "{label}"
+                );
+                assert_eq!(info.metadata["note"], note, "{label}");
+            } else {
+                let err = info.expect_err(&label);
+                assert_eq!(err.status(), Some(404), "{label}");
+                assert!(
+                    err.to_string().contains("no /intercept-info"),
+                    "{label}: {err}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn healthz_succeeds_against_a_live_server() {
     let server = server(Side::Client, Wire::V2_25, vec![]).await;
@@ -186,10 +235,12 @@ async fn the_container_port_is_sent_when_configured() {
     );
     assert_eq!(server.journal()[0].container_port, "8080");
 
-    // Without containerPort a multi-port workload intercepts nothing, so the
-    // pod would consume alice's messages too: multi-port consumers must send it.
+    // Without containerPort, Telepresence 2.25 and later take the workload's
+    // first port: bob's intercept on the second port is never seen, so the
+    // pod would consume bob's messages too. Multi-port consumers must send it.
     let portless = client_from_env(&server).build().unwrap();
-    assert!(portless.should_consume(&dev("alice")).await.unwrap());
+    assert!(portless.should_consume(&dev("bob")).await.unwrap());
+    assert!(!portless.should_consume(&dev("alice")).await.unwrap());
     assert_eq!(server.journal()[2].container_port, "");
 }
 

@@ -3,6 +3,8 @@
 
 use reqwest::Method;
 
+pub mod process;
+
 pub const CALLER: &str = "x-telepresence-caller-intercept-id";
 
 /// What came back, in the form the assertions need.
