@@ -297,6 +297,11 @@ impl ConsumerProcess {
         }
     }
 
+    /// How many messages it has dealt with (processed or skipped) so far.
+    pub fn progress(&self) -> u64 {
+        self.reports.lock().unwrap().progress
+    }
+
     /// The ids processed so far.
     pub fn processed(&self) -> Vec<usize> {
         self.reports.lock().unwrap().processed.clone()
@@ -333,11 +338,21 @@ impl ConsumerProcess {
 
     /// Stops it the way Kubernetes does (SIGTERM) and collects what it did.
     pub async fn stop(self) -> Finished {
+        self.signal("-TERM").await
+    }
+
+    /// Kills it at once (SIGKILL): no commit, no goodbye; collects what it
+    /// reported before.
+    pub async fn kill(self) -> Finished {
+        self.signal("-KILL").await
+    }
+
+    async fn signal(self, signal: &str) -> Finished {
         let pid = self.child.id().expect("still running").to_string();
         let signalled = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status();
-        assert!(signalled.is_ok_and(|s| s.success()), "SIGTERM sent");
+        assert!(signalled.is_ok_and(|s| s.success()), "{signal} sent");
         self.wait().await
     }
 

@@ -81,6 +81,12 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
             record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
             return answer.into_response();
         }
+        if let Some(body) = injection.body {
+            let answer = app.rules.wire.success(Bytes::from(body));
+            let fault = Some(injection.label);
+            record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
+            return answer.into_response();
+        }
         fault = Some(injection.label);
     }
 

@@ -12,8 +12,9 @@ pub const API_ENDPOINTS: [&str; 3] = ["/healthz", "/consume-here", "/intercept-i
 
 /// A fault to inject into the answers of the Telepresence endpoints.
 ///
-/// A fault delays the answer, replaces it with an error status, or closes the
-/// connection without answering (a delay can precede either). It applies to
+/// A fault delays the answer, replaces it with an error status or with a
+/// body that is no valid answer, or closes the connection without answering
+/// (a delay can precede any of them). It applies to
 /// every request, to a random fraction of them, or to the next `times` ones,
 /// optionally only `after` letting some pass.
 /// Faults are checked in the order they were added; the first that applies wins.
@@ -25,7 +26,9 @@ pub const API_ENDPOINTS: [&str; 3] = ["/healthz", "/consume-here", "/intercept-i
 /// let slow = Fault::delay(Duration::from_secs(2));
 /// let flaky = Fault::status(503).fraction(0.1);
 /// let once = Fault::close().times(1).endpoint("/consume-here");
+/// let garbage = Fault::body("<html>maintenance</html>");
 /// # assert!(slow.validate().is_ok() && flaky.validate().is_ok() && once.validate().is_ok());
+/// # assert!(garbage.validate().is_ok());
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +42,9 @@ pub struct Fault {
     /// Close the connection without any answer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub close: bool,
+    /// Answer `200` with this body instead of the real answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// Apply to this many requests, then disappear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u64>,
@@ -72,6 +78,7 @@ impl Fault {
             delay_ms: None,
             status: None,
             close: false,
+            body: None,
             times: None,
             after: None,
             fraction: None,
@@ -89,6 +96,15 @@ impl Fault {
     pub fn status(status: u16) -> Self {
         Self {
             status: Some(status),
+            ..Self::empty()
+        }
+    }
+
+    /// Answers `200` with `body` (in the server's content type) instead of
+    /// the real answer: a garbled or foreign answer.
+    pub fn body(body: impl Into<String>) -> Self {
+        Self {
+            body: Some(body.into()),
             ..Self::empty()
         }
     }
@@ -143,11 +159,12 @@ impl Fault {
 
     /// Checks that the fault is one the server can inject.
     pub fn validate(&self) -> Result<(), String> {
-        if self.delay_ms.is_none() && self.status.is_none() && !self.close {
-            return Err("a fault needs delay_ms, status or close".into());
+        if self.delay_ms.is_none() && self.status.is_none() && !self.close && self.body.is_none() {
+            return Err("a fault needs delay_ms, status, body or close".into());
         }
-        if self.status.is_some() && self.close {
-            return Err("status and close exclude each other".into());
+        let answers = [self.status.is_some(), self.close, self.body.is_some()];
+        if answers.iter().filter(|given| **given).count() > 1 {
+            return Err("status, body and close exclude each other".into());
         }
         if let Some(status) = self.status
             && !(200..=599).contains(&status)
@@ -195,6 +212,9 @@ impl Fault {
         if let Some(status) = self.status {
             parts.push(format!("status {status}"));
         }
+        if let Some(body) = &self.body {
+            parts.push(format!("body {body:?}"));
+        }
         if self.close {
             parts.push("close".to_owned());
         }
@@ -207,6 +227,7 @@ impl Fault {
 pub(crate) struct Injection {
     pub(crate) delay: Option<Duration>,
     pub(crate) status: Option<u16>,
+    pub(crate) body: Option<String>,
     pub(crate) close: bool,
     pub(crate) label: String,
 }
@@ -279,6 +300,7 @@ impl Faults {
         let injection = Injection {
             delay: rule.fault.delay_ms.map(Duration::from_millis),
             status: rule.fault.status,
+            body: rule.fault.body.clone(),
             close: rule.fault.close,
             label: rule.fault.label(),
         };
@@ -393,6 +415,13 @@ mod tests {
                 "exclude",
             ),
             (Fault::status(42), "status"),
+            (
+                Fault {
+                    body: Some("x".into()),
+                    ..Fault::status(500)
+                },
+                "exclude",
+            ),
             (Fault::status(500).fraction(1.5), "fraction"),
             (Fault::close().endpoint("healthz"), "endpoints"),
         ];

@@ -94,7 +94,8 @@ impl Wire {
         body
     }
 
-    fn success(self, body: Bytes) -> Answer {
+    /// `200` with this body and the version's content type.
+    pub(crate) fn success(self, body: Bytes) -> Answer {
         let content_type = match self {
             Self::V2_4 => "text/plain",
             _ => "application/json",

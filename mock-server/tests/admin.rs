@@ -469,12 +469,41 @@ async fn a_close_fault_drops_the_connection_without_an_answer() {
     );
 }
 
+/// A garbage fault answers 200 with a body that is no answer, in the
+/// server's content type, and is journaled as such.
+#[tokio::test]
+async fn a_body_fault_answers_garbage_with_success() {
+    let server = server().await;
+    let added = ask(&server.url(), "/_mock/faults")
+        .body(
+            "application/json",
+            r#"{"body": "<html>maintenance</html>", "times": 1}"#,
+        )
+        .send()
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let got = ask(&server.url(), "/consume-here").send().await;
+    assert_eq!(
+        got,
+        json_answer("<html>maintenance</html>"),
+        "a success status, the usual content type, a body that is no boolean"
+    );
+    let next = ask(&server.url(), "/consume-here").send().await;
+    assert_eq!(next, json_answer("false"), "once only");
+    let journal = server.journal();
+    assert_eq!(
+        journal[0].fault.as_deref(),
+        Some(r#"body "<html>maintenance</html>""#)
+    );
+}
+
 #[tokio::test]
 async fn bad_faults_are_refused() {
     let server = server().await;
     for (body, message) in [
-        ("{}", "a fault needs delay_ms, status or close"),
+        ("{}", "a fault needs delay_ms, status, body or close"),
         (r#"{"status": 500, "close": true}"#, "exclude each other"),
+        (r#"{"status": 500, "body": "x"}"#, "exclude each other"),
         (r#"{"status": 42}"#, "status: 42"),
         (r#"{"status": 500, "fraction": 2}"#, "fraction: 2"),
         (r#"{"status": 500, "when": "now"}"#, "unknown field `when`"),

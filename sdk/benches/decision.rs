@@ -17,7 +17,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::CommitMode;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
-use telepresence_kafka::stream::OffsetStore;
+use telepresence_kafka::stream::ManagedConsumer;
 use telepresence_kafka::{Client, HeaderForwarding, HeaderList};
 use telepresence_mock_server::{Intercept, MockServer};
 
@@ -108,7 +108,7 @@ fn sequential(c: &mut Criterion) {
 /// Stores nothing: the adapter's bookkeeping runs, Kafka is not measured.
 struct NoStore;
 
-impl OffsetStore for NoStore {
+impl ManagedConsumer for NoStore {
     fn store_offsets(&self, _: &TopicPartitionList) -> KafkaResult<()> {
         Ok(())
     }

@@ -20,7 +20,9 @@ use crate::env::{self, EnvSettings};
 use crate::error::{Error, ErrorKind};
 use crate::headers::{Forwarded, HeaderForwarding};
 use crate::message::{KafkaMessage, MessageView};
-use crate::policy::{FailurePolicy, WarnLimiter};
+use crate::policy::{
+    FailurePolicy, OUTAGE_QUIET, OUTAGE_REMINDER, OnFailure, OutageMonitor, Outcome,
+};
 use crate::stats::{Counters, Stats};
 use crate::wire::{self, InterceptInfo};
 use crate::{CALLER_INTERCEPT_ID_HEADER, group};
@@ -33,9 +35,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_RETRIES: u32 = 3;
 /// Default wait before the first retry; it doubles each time, up to 1 s.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(25);
+/// Default longest wait between two attempts of a held decision.
+pub const DEFAULT_HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// How often a failing API is reported at warn level, at most.
-const WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// The wait before a held decision's second attempt; it doubles each time.
+const HOLD_BACKOFF_START: Duration = Duration::from_millis(50);
 
 /// Headers gathered on the stack for typical messages.
 type HeaderPairs<'m> = SmallVec<[(&'m str, Option<&'m [u8]>); 16]>;
@@ -136,7 +140,8 @@ struct Api {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
-    warn: WarnLimiter,
+    hold_backoff_max: Duration,
+    outages: OutageMonitor,
 }
 
 /// The future of [`Client::should_consume`]: ready at once when no query is
@@ -261,8 +266,11 @@ impl Client {
     ///
     /// On the workstation: whether the intercept matches it. In the cluster:
     /// whether no intercept does. Disabled: `true` at once. When the API fails,
-    /// the [`FailurePolicy`] decides (by default: `true` in the cluster, `false`
-    /// on a workstation); only [`FailurePolicy::Fail`] returns the error.
+    /// the [`FailurePolicy`] decides. By default the cluster answers `true`
+    /// after the retries, and the workstation *holds*: the future retries
+    /// until the API answers, so the message is neither processed nor skipped
+    /// meanwhile (commit nothing for it until the call returns). Only
+    /// [`FailurePolicy::Fail`] returns the error.
     ///
     /// The future borrows only the client, not the message. An answer known
     /// without asking (a disabled client, a cache hit) is ready at once and
@@ -304,7 +312,7 @@ impl Client {
                 ..
             } = *query;
             Counters::add(&self.shared.counters.dropped_headers, dropped as u64);
-            let (status, body) = self.send(api, url, headers).await.inspect_err(|_| {
+            let (status, body) = self.send(api, &url, &headers).await.inspect_err(|_| {
                 Counters::add(&self.shared.counters.errors, 1);
             })?;
             wire::intercept_info(status, &body).inspect_err(|_| {
@@ -316,9 +324,7 @@ impl Client {
     /// Checks that the API answers `/healthz` with a success status.
     pub async fn healthz(&self) -> Result<(), Error> {
         let api = self.api()?;
-        let (status, body) = self
-            .send(api, api.healthz.clone(), HeaderMap::new())
-            .await?;
+        let (status, body) = self.send(api, &api.healthz, &HeaderMap::new()).await?;
         wire::check_status(status, &body)
     }
 
@@ -391,6 +397,15 @@ impl Client {
         }))
     }
 
+    /// Whether decisions are being held now: the API is failing and the
+    /// policy waits for it on this side.
+    pub(crate) fn holds_decisions(&self) -> bool {
+        self.shared.api.as_ref().is_some_and(|api| {
+            api.policy.on_failure(self.is_workstation()) == OnFailure::Hold
+                && api.outages.is_failing()
+        })
+    }
+
     async fn consume_here(&self, api: &Api, query: Query) -> Result<bool, Error> {
         let counters = &self.shared.counters;
         let Query {
@@ -405,42 +420,66 @@ impl Client {
             url = %url,
             answer = tracing::field::Empty,
             fallback = tracing::field::Empty,
+            held = tracing::field::Empty,
         );
-        let result = async {
-            let (status, body) = self.send(api, url, headers).await?;
-            wire::consume_here(status, &body)
-        }
-        .instrument(span.clone())
-        .await;
-        let answer = match result {
-            Ok(answer) => {
-                if let (Some(cache), Some(key)) = (&api.cache, cache_key) {
-                    cache.insert(key, answer);
+        let mut held = false;
+        let mut backoff = HOLD_BACKOFF_START;
+        loop {
+            let result = async {
+                let (status, body) = self.send(api, &url, &headers).await?;
+                wire::consume_here(status, &body)
+            }
+            .instrument(span.clone())
+            .await;
+            let error = match result {
+                Ok(answer) => {
+                    if api.outages.answered() {
+                        Counters::add(&counters.outages, 1);
+                    }
+                    if let (Some(cache), Some(key)) = (&api.cache, cache_key) {
+                        cache.insert(key, answer);
+                    }
+                    span.record("answer", answer);
+                    counters.decided(answer);
+                    return Ok(answer);
                 }
-                answer
-            }
-            Err(error) => {
-                Counters::add(&counters.errors, 1);
-                let Some(answer) = api.policy.fallback(self.is_workstation()) else {
+                Err(error) => error,
+            };
+            Counters::add(&counters.errors, 1);
+            match api.policy.on_failure(self.is_workstation()) {
+                OnFailure::Answer(answer) => {
+                    api.outages.failed(&error, Outcome::FellBack(answer));
+                    Counters::add(&counters.fallbacks, 1);
+                    span.record("fallback", true);
+                    span.record("answer", answer);
+                    counters.decided(answer);
+                    return Ok(answer);
+                }
+                OnFailure::Error => {
+                    api.outages.failed(&error, Outcome::Returned);
                     return Err(error);
-                };
-                Counters::add(&counters.fallbacks, 1);
-                span.record("fallback", true);
-                api.warn.fallback(&error, answer);
-                answer
+                }
+                OnFailure::Hold => {
+                    api.outages.failed(&error, Outcome::Held { first: !held });
+                    if !held {
+                        held = true;
+                        Counters::add(&counters.held, 1);
+                        span.record("held", true);
+                    }
+                    tracing::debug!(%error, wait = ?backoff, "holding the decision");
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.saturating_mul(2).min(api.hold_backoff_max);
+                }
             }
-        };
-        span.record("answer", answer);
-        counters.decided(answer);
-        Ok(answer)
+        }
     }
 
     /// Sends a GET, retrying connection errors, within the call's timeout.
-    async fn send(&self, api: &Api, url: Url, headers: HeaderMap) -> Result<(u16, Bytes), Error> {
+    async fn send(&self, api: &Api, url: &Url, headers: &HeaderMap) -> Result<(u16, Bytes), Error> {
         let counters = &self.shared.counters;
         let attempts = async {
             let mut request = reqwest::Request::new(Method::GET, url.clone());
-            *request.headers_mut() = headers;
+            *request.headers_mut() = headers.clone();
             let mut retry = 0;
             loop {
                 let next = (retry < api.retries).then(|| request.try_clone()).flatten();
@@ -451,7 +490,7 @@ impl Client {
                         let body = response
                             .bytes()
                             .await
-                            .map_err(|e| transport_error(&url, e))?;
+                            .map_err(|e| transport_error(url, e))?;
                         return Ok((status, body));
                     }
                     Err(error) if is_retryable(&error) && next.is_some() => {
@@ -462,7 +501,7 @@ impl Client {
                         retry += 1;
                         request = next.expect("checked above");
                     }
-                    Err(error) => return Err(transport_error(&url, error)),
+                    Err(error) => return Err(transport_error(url, error)),
                 }
             }
         };
@@ -548,6 +587,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
+    hold_backoff_max: Duration,
     policy: FailurePolicy,
     forwarding: HeaderForwarding,
     cache: Option<(Duration, Vec<String>)>,
@@ -565,6 +605,7 @@ impl Default for ClientBuilder {
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
             backoff: DEFAULT_RETRY_BACKOFF,
+            hold_backoff_max: DEFAULT_HOLD_BACKOFF_MAX,
             policy: FailurePolicy::Auto,
             forwarding: HeaderForwarding::default(),
             cache: None,
@@ -681,9 +722,17 @@ impl ClientBuilder {
         self
     }
 
-    /// What a decision becomes when the API fails (default [`FailurePolicy::Auto`]).
+    /// What a decision becomes when the API fails (default
+    /// [`FailurePolicy::Auto`]: hold on a workstation, process in the cluster).
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The longest wait between two attempts of a held decision (default
+    /// 5 s); the wait starts at 50 ms and doubles up to it.
+    pub fn hold_backoff_max(mut self, max: Duration) -> Self {
+        self.hold_backoff_max = max;
         self
     }
 
@@ -799,6 +848,7 @@ impl ClientBuilder {
                 Error::config(format!("cannot build the HTTP client: {e}")).with_source(e)
             })?;
         let join = |path: &str| base.join(path).expect("a relative path joins any base URL");
+        let outages = OutageMonitor::new(base.as_str(), OUTAGE_REMINDER, OUTAGE_QUIET);
         let api = Api {
             http,
             consume_here: join("consume-here"),
@@ -814,7 +864,8 @@ impl ClientBuilder {
             timeout: self.timeout,
             retries: self.retries,
             backoff: self.backoff,
-            warn: WarnLimiter::new(WARN_INTERVAL),
+            hold_backoff_max: self.hold_backoff_max.max(Duration::from_millis(1)),
+            outages,
         };
         Ok(Client {
             shared: Arc::new(Shared {

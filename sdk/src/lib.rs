@@ -32,7 +32,8 @@
 //! - In the pod, it is `false` for the messages an intercept takes; on the
 //!   workstation, `true` for exactly those.
 //! - When the API fails, a [`FailurePolicy`] decides: by default the cluster
-//!   consumes and the workstation skips.
+//!   processes the message and the workstation waits for its API, so that no
+//!   message is lost.
 //! - [`Client::filter_stream`] filters a `StreamConsumer`'s stream with several
 //!   decisions in flight, in order, storing offsets so that no message is lost
 //!   or processed twice.
@@ -83,8 +84,8 @@ pub mod fuzzing {
 
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
-    DEFAULT_TIMEOUT, PathFn, PathSource, ShouldConsume,
+    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOLD_BACKOFF_MAX, DEFAULT_RETRIES,
+    DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, PathFn, PathSource, ShouldConsume,
 };
 pub use env::{API_HOST_ENV, API_PORT_ENV, INTERCEPT_ID_ENV};
 pub use error::{Error, ErrorKind};

@@ -6,14 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Decisions to process a message here (fallbacks included).
+    /// Decisions to process a message here (fallbacks included). A decision
+    /// is not a processed message: the stream adapter counts those in
+    /// [`Progress`](crate::stream::Progress).
     pub consumed: u64,
     /// Decisions to leave a message to the other side (fallbacks included).
     pub skipped: u64,
-    /// Calls that failed (before any fallback was applied).
+    /// Calls that failed (each attempt of a held decision counts).
     pub errors: u64,
     /// Decisions taken by the failure policy instead of the API.
     pub fallbacks: u64,
+    /// Decisions that waited for a failing API (failure policy `Hold`, and
+    /// `Auto` on a workstation) before it answered.
+    pub held: u64,
+    /// Outages that ended: stretches of failed calls followed by an answer.
+    pub outages: u64,
     /// Decisions answered from the cache.
     pub cache_hits: u64,
     /// HTTP requests sent, retries included.
@@ -30,6 +37,8 @@ pub(crate) struct Counters {
     pub(crate) skipped: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
+    pub(crate) held: AtomicU64,
+    pub(crate) outages: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) retries: AtomicU64,
@@ -59,6 +68,8 @@ impl Counters {
             skipped: get(&self.skipped),
             errors: get(&self.errors),
             fallbacks: get(&self.fallbacks),
+            held: get(&self.held),
+            outages: get(&self.outages),
             cache_hits: get(&self.cache_hits),
             requests: get(&self.requests),
             retries: get(&self.retries),

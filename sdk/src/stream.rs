@@ -10,6 +10,17 @@
 //! highest offset finished (skipped or done). The offset it stores is the
 //! lowest one still pending, or the highest finished plus one when none is:
 //! everything below it was processed or deliberately skipped.
+//!
+//! While the API fails and decisions are *held* (the default on a
+//! workstation, see [`FailurePolicy`](crate::FailurePolicy)), it pauses the
+//! partitions of the held messages and keeps polling the consumer, so that
+//! the consumer stays in its group however long the outage lasts.
+//!
+//! Created with a [`FilterContext`] (or a context of your own that reports to
+//! a [`Rebalances`]), it also hears of rebalances: it commits what is stored
+//! before partitions are revoked and drops the messages of revoked partitions
+//! it has not handed out yet, so that their new owner is the only one to
+//! process them.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
@@ -17,9 +28,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, DefaultConsumerContext, Rebalance,
+    StreamConsumer,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -29,18 +47,147 @@ use crate::{Client, Error, ShouldConsume};
 /// How many decisions the stream adapter runs at once unless told otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
-/// Something that stores offsets for the next commit: rdkafka's consumers.
-pub trait OffsetStore: Send + Sync {
+/// What the stream adapter needs of a consumer: storing and committing
+/// offsets, pausing partitions, and hearing of rebalances. rdkafka's
+/// consumers implement it.
+pub trait ManagedConsumer: Send + Sync {
     /// Stores these offsets (each the next offset to read) for the next commit.
     fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()>;
 
     /// Commits the stored offsets now.
     fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()>;
+
+    /// Stops fetching from these partitions (their decisions are held).
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        let _ = partitions;
+        Ok(())
+    }
+
+    /// Fetches from these partitions again.
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        let _ = partitions;
+        Ok(())
+    }
+
+    /// Where revocations are reported, if anywhere.
+    fn rebalances(&self) -> Option<&Rebalances> {
+        None
+    }
 }
 
-impl<C, R> OffsetStore for StreamConsumer<C, R>
+/// A consumer context that may report rebalances to the stream adapter:
+/// [`FilterContext`] does; rdkafka's [`DefaultConsumerContext`] does not. A
+/// context of your own implements it, returning `None`, or a [`Rebalances`]
+/// that its `pre_rebalance` tells of revocations.
+pub trait RebalanceAware {
+    /// Where this context reports revocations.
+    fn rebalances(&self) -> Option<&Rebalances> {
+        None
+    }
+}
+
+impl RebalanceAware for DefaultConsumerContext {}
+
+/// Revocations, as a consumer context reports them to the stream adapter.
+/// Cheap to clone; clones share the log.
+#[derive(Clone, Debug, Default)]
+pub struct Rebalances {
+    log: Arc<RebalanceLog>,
+}
+
+#[derive(Debug, Default)]
+struct RebalanceLog {
+    /// Bumped on every revocation, read without a lock on every poll.
+    revocations: AtomicU64,
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl Rebalances {
+    /// Reports partitions about to be revoked; call it from
+    /// [`ConsumerContext::pre_rebalance`] on [`Rebalance::Revoke`].
+    pub fn revoking(&self, partitions: &TopicPartitionList) {
+        let mut revoked = self.log.revoked.lock();
+        revoked.extend(
+            partitions
+                .elements()
+                .iter()
+                .map(|p| (p.topic().to_owned(), p.partition())),
+        );
+        self.log.revocations.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many revocations were reported so far.
+    pub fn count(&self) -> u64 {
+        self.log.revocations.load(Ordering::Acquire)
+    }
+
+    /// The partitions revoked since the last call, if `seen` is behind.
+    fn take_revoked(&self, seen: &mut u64) -> Vec<(String, i32)> {
+        let now = self.count();
+        if now == *seen {
+            return Vec::new();
+        }
+        *seen = now;
+        std::mem::take(&mut *self.log.revoked.lock())
+    }
+}
+
+/// A consumer context for the stream adapter: before partitions are revoked
+/// it commits the offsets the adapter stored, and tells the adapter which
+/// partitions go, so that it hands out none of their messages afterwards.
+///
+/// ```no_run
+/// use rdkafka::ClientConfig;
+/// use rdkafka::consumer::StreamConsumer;
+/// use telepresence_kafka::stream::FilterContext;
+///
+/// # fn build() -> rdkafka::error::KafkaResult<()> {
+/// let consumer: StreamConsumer<FilterContext> = ClientConfig::new()
+///     .set("bootstrap.servers", "localhost:9092")
+///     .set("group.id", "orders")
+///     .set("enable.auto.offset.store", "false")
+///     .create_with_context(FilterContext::default())?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct FilterContext {
+    rebalances: Rebalances,
+}
+
+impl FilterContext {
+    /// The revocations it reports.
+    pub fn rebalances(&self) -> &Rebalances {
+        &self.rebalances
+    }
+}
+
+impl ClientContext for FilterContext {}
+
+impl ConsumerContext for FilterContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(partitions) = rebalance else {
+            return;
+        };
+        self.rebalances.revoking(partitions);
+        // What was processed or skipped is committed while the partitions are
+        // still ours, so that their next owner starts after it.
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => tracing::warn!(%error, "cannot commit before a rebalance"),
+        }
+    }
+}
+
+impl RebalanceAware for FilterContext {
+    fn rebalances(&self) -> Option<&Rebalances> {
+        Some(&self.rebalances)
+    }
+}
+
+impl<C, R> ManagedConsumer for StreamConsumer<C, R>
 where
-    C: ConsumerContext + 'static,
+    C: ConsumerContext + RebalanceAware + 'static,
     Self: Send + Sync,
 {
     fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
@@ -50,11 +197,23 @@ where
     fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
         Consumer::commit_consumer_state(self, mode)
     }
+
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::pause(self, partitions)
+    }
+
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::resume(self, partitions)
+    }
+
+    fn rebalances(&self) -> Option<&Rebalances> {
+        self.context().rebalances()
+    }
 }
 
-impl<C> OffsetStore for BaseConsumer<C>
+impl<C> ManagedConsumer for BaseConsumer<C>
 where
-    C: ConsumerContext + 'static,
+    C: ConsumerContext + RebalanceAware + 'static,
     Self: Send + Sync,
 {
     fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
@@ -63,6 +222,18 @@ where
 
     fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
         Consumer::commit_consumer_state(self, mode)
+    }
+
+    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::pause(self, partitions)
+    }
+
+    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+        Consumer::resume(self, partitions)
+    }
+
+    fn rebalances(&self) -> Option<&Rebalances> {
+        self.context().rebalances()
     }
 }
 
@@ -91,18 +262,18 @@ impl Client {
         concurrency: usize,
     ) -> Filtered<'a, BorrowedMessage<'a>>
     where
-        C: ConsumerContext + 'static,
+        C: ConsumerContext + RebalanceAware + 'static,
         R: rdkafka::util::AsyncRuntime,
         StreamConsumer<C, R>: Send + Sync,
     {
         self.filter_messages(consumer, consumer.stream(), concurrency)
     }
 
-    /// Filters any stream of messages, storing offsets through `store`
+    /// Filters any stream of messages, storing offsets through `consumer`
     /// (normally the consumer the messages come from).
     pub fn filter_messages<'a, S, M>(
         &'a self,
-        store: &'a dyn OffsetStore,
+        consumer: &'a dyn ManagedConsumer,
         messages: S,
         concurrency: usize,
     ) -> Filtered<'a, M>
@@ -117,9 +288,11 @@ impl Client {
             in_flight: VecDeque::with_capacity(concurrency.max(1)),
             depth: concurrency.max(1),
             offsets: Offsets {
-                store,
+                store: consumer,
                 tracker: Arc::default(),
             },
+            paused: HashSet::new(),
+            revocations_seen: consumer.rebalances().map_or(0, Rebalances::count),
             progress: Progress::default(),
         }
     }
@@ -133,6 +306,15 @@ enum InFlight<'a, M> {
     Deciding(M, ShouldConsume<'a>),
     Decided(M, Result<bool, Error>),
     Kafka(KafkaError),
+}
+
+impl<M: Message> InFlight<'_, M> {
+    fn message(&self) -> Option<&M> {
+        match self {
+            Self::Deciding(message, _) | Self::Decided(message, _) => Some(message),
+            Self::Kafka(_) => None,
+        }
+    }
 }
 
 /// A consumer's messages, only those this side must process, in order.
@@ -156,6 +338,10 @@ pub struct Filtered<'a, M> {
     in_flight: VecDeque<InFlight<'a, M>>,
     depth: usize,
     offsets: Offsets<'a>,
+    /// Partitions paused while their decisions are held.
+    paused: HashSet<(String, i32)>,
+    /// The consumer's revocation count last acted on.
+    revocations_seen: u64,
     progress: Progress,
 }
 
@@ -169,10 +355,13 @@ pub struct Progress {
     pub skipped: u64,
     /// Messages whose decision failed, yielded as errors.
     pub failed: u64,
+    /// Messages received but dropped before a decision let them out, because
+    /// their partition was revoked (their new owner processes them).
+    pub revoked: u64,
 }
 
 impl Progress {
-    /// Every message the stream has dealt with.
+    /// Every message the stream has handed out, skipped or failed.
     pub fn total(&self) -> u64 {
         self.handed_out + self.skipped + self.failed
     }
@@ -222,11 +411,18 @@ impl<M: Message> Stream for Filtered<'_, M> {
 }
 
 impl<'a, M: Message> Filtered<'a, M> {
-    /// Receives messages up to the depth, starting their decisions.
+    /// Receives messages up to the depth, starting their decisions. While
+    /// partitions are paused for held decisions it goes on polling, so that
+    /// the consumer stays in its group.
     fn fill(&mut self, cx: &mut Context<'_>) {
-        while !self.source_ended && self.in_flight.len() < self.depth {
+        while !self.source_ended && (self.in_flight.len() < self.depth || !self.paused.is_empty()) {
             match self.messages.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(message))) => {
+                    if self.in_flight.len() >= self.depth {
+                        // Beyond the depth only while paused: no more of this
+                        // partition until the API answers.
+                        self.pause([(message.topic(), message.partition())]);
+                    }
                     let mut decision = self.client.should_consume(&message);
                     // Ready at once for a disabled client or a cache hit.
                     let entry = match Pin::new(&mut decision).poll(cx) {
@@ -257,10 +453,94 @@ impl<'a, M: Message> Filtered<'a, M> {
         }
     }
 
+    /// Drops the messages of partitions revoked since last time: nothing of
+    /// theirs was handed out or stored past them, and their new owner gets them.
+    fn forget_revoked(&mut self) {
+        let Some(rebalances) = self.offsets.store.rebalances() else {
+            return;
+        };
+        let revoked = rebalances.take_revoked(&mut self.revocations_seen);
+        if revoked.is_empty() {
+            return;
+        }
+        let is_revoked = |topic: &str, partition: i32| {
+            revoked.iter().any(|(t, p)| t == topic && *p == partition)
+        };
+        let before = self.in_flight.len();
+        self.in_flight.retain(|entry| {
+            entry
+                .message()
+                .is_none_or(|m| !is_revoked(m.topic(), m.partition()))
+        });
+        let dropped = before - self.in_flight.len();
+        self.progress.revoked += dropped as u64;
+        self.paused.retain(|(t, p)| !is_revoked(t, *p));
+        let mut tracker = self.offsets.tracker.lock();
+        for (topic, partition) in &revoked {
+            tracker.forget(topic, *partition);
+        }
+        tracing::debug!(
+            partitions = revoked.len(),
+            dropped,
+            "partitions revoked; their undecided messages are left to their next owner"
+        );
+    }
+
+    /// Pauses these partitions, those not paused yet.
+    fn pause<'p>(&mut self, partitions: impl IntoIterator<Item = (&'p str, i32)>) {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            if self.paused.insert((topic.to_owned(), partition)) {
+                list.add_partition(topic, partition);
+            }
+        }
+        if list.count() == 0 {
+            return;
+        }
+        tracing::debug!(
+            partitions = list.count(),
+            "pausing partitions while decisions are held"
+        );
+        if let Err(error) = self.offsets.store.pause(&list) {
+            tracing::warn!(%error, "cannot pause partitions while decisions are held");
+        }
+    }
+
+    /// Once the queue is full and decisions are held, pauses the partitions
+    /// of the queued messages; resumes them once the API answers.
+    fn pause_while_held(&mut self, holding: bool) {
+        if holding && (self.in_flight.len() >= self.depth || !self.paused.is_empty()) {
+            let queued: Vec<(String, i32)> = self
+                .in_flight
+                .iter()
+                .filter_map(InFlight::message)
+                .map(|m| (m.topic().to_owned(), m.partition()))
+                .filter(|key| !self.paused.contains(key))
+                .collect();
+            self.pause(queued.iter().map(|(t, p)| (t.as_str(), *p)));
+        } else if !self.paused.is_empty() {
+            let mut list = TopicPartitionList::new();
+            for (topic, partition) in self.paused.drain() {
+                list.add_partition(&topic, partition);
+            }
+            tracing::debug!(
+                partitions = list.count(),
+                "resuming partitions: the API answers"
+            );
+            if let Err(error) = self.offsets.store.resume(&list) {
+                // A partition revoked meanwhile cannot be resumed; its next
+                // owner fetches it anyway.
+                tracing::debug!(%error, "cannot resume every paused partition");
+            }
+        }
+    }
+
     fn poll_decided(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, Error>>> {
         loop {
             self.fill(cx);
+            self.forget_revoked();
             self.advance_decisions(cx);
+            self.pause_while_held(self.client.holds_decisions());
             let (message, decision) = match self.in_flight.pop_front() {
                 None if self.source_ended => return Poll::Ready(None),
                 None => return Poll::Pending,
@@ -296,7 +576,7 @@ impl<'a, M: Message> Filtered<'a, M> {
 /// Marks messages done and stores offsets; cheap to clone.
 #[derive(Clone)]
 pub struct Offsets<'a> {
-    store: &'a dyn OffsetStore,
+    store: &'a dyn ManagedConsumer,
     tracker: Arc<Mutex<Tracker>>,
 }
 
@@ -341,7 +621,7 @@ impl Offsets<'_> {
 /// Stores `next` (the next offset to read) for one partition. A partition
 /// that was revoked meanwhile cannot take it, which is fine: its new owner
 /// starts from the last commit.
-fn store(store: &dyn OffsetStore, at: &Position<'_>, next: i64) -> Result<(), Error> {
+fn store(store: &dyn ManagedConsumer, at: &Position<'_>, next: i64) -> Result<(), Error> {
     let mut list = TopicPartitionList::with_capacity(1);
     list.add_partition_offset(at.topic, at.partition, Offset::Offset(next))?;
     match store.store_offsets(&list) {
@@ -429,6 +709,14 @@ impl Tracker {
             *partition = Partition::default();
         }
         partition
+    }
+
+    /// Forgets a revoked partition: a later `done` of one of its messages
+    /// stores nothing.
+    fn forget(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.topics.get_mut(topic) {
+            partitions.remove(&partition);
+        }
     }
 
     fn handed_out(&mut self, at: &Position<'_>) {

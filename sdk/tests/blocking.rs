@@ -76,8 +76,16 @@ fn the_failure_policy_applies() {
             .kind(),
         ErrorKind::Status
     );
-    assert!(!ask(&client(&workstation, FailurePolicy::Auto), "alice").unwrap());
     assert!(ask(&client(&workstation, FailurePolicy::Consume), "alice").unwrap());
+    assert!(!ask(&client(&workstation, FailurePolicy::Skip), "alice").unwrap());
+    // The workstation's default holds: the call returns the API's answer
+    // once the API answers again.
+    workstation.clear_faults();
+    workstation.inject(Fault::status(503).times(3)).unwrap();
+    let held = client(&workstation, FailurePolicy::Auto);
+    assert!(ask(&held, "alice").unwrap());
+    let stats = held.stats();
+    assert_eq!((stats.held, stats.errors, stats.fallbacks), (1, 3, 0));
 }
 
 #[test]

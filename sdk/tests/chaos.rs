@@ -1,19 +1,23 @@
-//! A hundred thousand messages through the stream adapter on both sides while
-//! the API servers restart every second and, for some messages, answer 500,
-//! hang, or drop the connection.
+//! The stream adapter on both sides while the APIs misbehave.
 //!
-//! The faults are tied to messages (a header), so both sides meet the same
-//! failure for the same message, as when one API outage hits both; restarts
-//! are short enough for the client's retries to ride over them. Then the
-//! default policy splits exactly: the pod takes the failed messages, the
-//! workstation leaves them.
+//! The main test drives a hundred thousand messages through a pod and a
+//! workstation while each side's API fails on a schedule of its own, drawn
+//! from a seed: it stops (once for longer than the client's whole retry
+//! budget), hangs, answers 500, answers garbage, or fails some requests. Each
+//! failure starts when its side has dealt with a given share of the messages,
+//! so every one of them hits a consumer in mid-stream, however fast or slow
+//! the machine. With the defaults (the workstation holds, the pod processes)
+//! nothing may be lost; the only duplicates allowed are messages of the
+//! intercept that the pod processed because its own API failed.
+//!
+//! The second test ties faults to messages and checks `FailurePolicy::Fail`.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Broker, start_broker};
@@ -24,83 +28,29 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use telepresence_kafka::{Client, FailurePolicy};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
-use tokio::sync::Mutex;
 
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 4;
 const ID: &str = "chaos:orders";
-const PATIENCE: Duration = Duration::from_secs(120);
+/// A bound on a whole drain: a hang becomes a failure, never a pass.
+const PATIENCE: Duration = Duration::from_secs(600);
 
 fn is_alices(id: usize) -> bool {
     id % 3 == 0
 }
 
-/// The fault a message meets, if any: a few hundred of each kind.
-fn chaos(id: usize) -> Option<&'static str> {
-    match id {
-        _ if id % 499 == 7 => Some("500"),
-        _ if id % 9973 == 11 => Some("hang"),
-        _ if id % 1499 == 13 => Some("close"),
-        _ => None,
-    }
-}
-
-async fn produce(broker: &Broker, count: usize) -> BTreeMap<usize, (i32, i64)> {
-    common::produce(
-        broker,
-        TOPIC,
-        0..count,
-        256,
-        |id| id as i32 % PARTITIONS,
-        |id| {
-            let mut headers = vec![(
-                "x-dev",
-                if is_alices(id) { "alice" } else { "bob" }.to_owned(),
-            )];
-            headers.extend(chaos(id).map(|fault| ("x-chaos", fault.to_owned())));
-            headers
-        },
-    )
-    .await
-}
-
-/// A mock API for `side` on `listen`, with the message-tied faults.
+/// A mock API for `side` on `listen`.
 async fn start_api(
     side: Side,
     listen: &str,
 ) -> Result<MockServer, telepresence_mock_server::Error> {
-    let server = MockServer::builder()
+    MockServer::builder()
         .side(side)
         .listen(listen)
         .journal_capacity(0)
         .intercept(Intercept::new(ID).header("x-dev", "alice"))
         .start()
-        .await?;
-    server.inject(Fault::status(500).when_header("x-chaos", "500"))?;
-    server.inject(Fault::delay(Duration::from_secs(2)).when_header("x-chaos", "hang"))?;
-    server.inject(Fault::close().when_header("x-chaos", "close"))?;
-    Ok(server)
-}
-
-/// A server slot that a restarter can empty and fill again.
-type Slot = Mutex<Option<MockServer>>;
-
-/// Restarts the server on the same address: the old one stops at once (its
-/// requests in flight finish in the background) and the new one binds as
-/// soon as the port is free again.
-async fn restart(slot: &Slot, side: Side, address: SocketAddr) {
-    let mut slot = slot.lock().await;
-    drop(slot.take());
-    let listen = address.to_string();
-    loop {
-        match start_api(side, &listen).await {
-            Ok(server) => {
-                *slot = Some(server);
-                return;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
-        }
-    }
+        .await
 }
 
 fn sdk(address: SocketAddr, intercept_id: &str, policy: FailurePolicy) -> Client {
@@ -108,10 +58,10 @@ fn sdk(address: SocketAddr, intercept_id: &str, policy: FailurePolicy) -> Client
         .api_url(format!("http://{address}"))
         .intercept_id(intercept_id)
         .failure_policy(policy)
-        // Room for the retries to ride over a restart; a hang (2 s) still times out.
         .timeout(Duration::from_secs(1))
-        .retries(5)
+        .retries(3)
         .retry_backoff(Duration::from_millis(20))
+        .hold_backoff_max(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -137,85 +87,243 @@ fn id_of(message: &impl Message) -> usize {
         .unwrap()
 }
 
-/// Drains `count` messages through the adapter, returning the processed ids;
-/// stops at the first decision error.
-async fn drain(consumer: &StreamConsumer, tp: &Client, count: u64) -> (Vec<usize>, bool) {
-    let mut processed = Vec::new();
-    let mut messages = tp.filter_stream(consumer, 32);
-    let mut failed = false;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while messages.progress().total() < count && !failed {
-        tokio::select! {
-            next = messages.next() => match next.expect("the stream does not end") {
-                Ok(message) => {
-                    processed.push(id_of(&message));
-                    messages.done(&message).unwrap();
+/// What an API does for a while.
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// Not running: connections are refused.
+    Down,
+    /// Answers after 3 s, past the client's 1 s timeout.
+    Hang,
+    /// Answers 500.
+    Errors,
+    /// Answers 200 with a body that is no answer.
+    Garbage,
+    /// Answers 500 to a third of the requests.
+    Flaky,
+}
+
+/// One failure: when it starts (after its side dealt with this many
+/// messages), what it is, and for how long.
+#[derive(Clone, Copy, Debug)]
+struct Failure {
+    at_progress: u64,
+    what: Misbehaviour,
+    lasts: Duration,
+}
+
+/// A side's failures, from the seed: a dozen, spread over the stream, among
+/// them one outage far longer than the client's retry budget (1 s).
+fn schedule(rng: &mut fastrand::Rng, count: u64) -> Vec<Failure> {
+    let kinds = [
+        Misbehaviour::Down,
+        Misbehaviour::Hang,
+        Misbehaviour::Errors,
+        Misbehaviour::Garbage,
+        Misbehaviour::Flaky,
+    ];
+    let mut failures: Vec<Failure> = (0..12)
+        .map(|_| Failure {
+            at_progress: rng.u64(count / 20..count * 9 / 10),
+            what: kinds[rng.usize(..kinds.len())],
+            lasts: Duration::from_millis(rng.u64(100..2500)),
+        })
+        .collect();
+    let long = rng.usize(..failures.len());
+    failures[long].what = Misbehaviour::Down;
+    failures[long].lasts = Duration::from_secs(4);
+    failures.sort_by_key(|f| f.at_progress);
+    failures
+}
+
+/// An API on a fixed address that its schedule breaks and mends.
+struct ChaosApi {
+    side: Side,
+    address: SocketAddr,
+    server: tokio::sync::Mutex<Option<MockServer>>,
+}
+
+impl ChaosApi {
+    async fn start(side: Side) -> Arc<Self> {
+        let server = start_api(side, "127.0.0.1:0").await.unwrap();
+        Arc::new(Self {
+            side,
+            address: server.address(),
+            server: tokio::sync::Mutex::new(Some(server)),
+        })
+    }
+
+    /// Runs `failures` as its side's `progress` reaches them, until `stop`.
+    async fn run(
+        self: Arc<Self>,
+        failures: Vec<Failure>,
+        progress: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    ) -> usize {
+        let mut done = 0;
+        for failure in failures {
+            while progress.load(Ordering::SeqCst) < failure.at_progress {
+                if stop.load(Ordering::SeqCst) {
+                    return done;
                 }
-                Err(_) => failed = true,
-            },
-            () = tokio::time::sleep(Duration::from_millis(20)) => {
-                assert!(tokio::time::Instant::now() < deadline, "stuck at {:?}", messages.progress());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.misbehave(failure).await;
+            done += 1;
+        }
+        done
+    }
+
+    async fn misbehave(&self, failure: Failure) {
+        let mut slot = self.server.lock().await;
+        let fault = match failure.what {
+            Misbehaviour::Down => {
+                if let Some(server) = slot.take() {
+                    server.shutdown().await;
+                }
+                tokio::time::sleep(failure.lasts).await;
+                *slot = Some(self.restart().await);
+                return;
+            }
+            Misbehaviour::Hang => Fault::delay(Duration::from_secs(3)),
+            Misbehaviour::Errors => Fault::status(500),
+            Misbehaviour::Garbage => Fault::body("<html>maintenance</html>"),
+            Misbehaviour::Flaky => Fault::status(500).fraction(0.33),
+        };
+        let server = slot.as_ref().expect("running between failures");
+        server.inject(fault).unwrap();
+        tokio::time::sleep(failure.lasts).await;
+        server.clear_faults();
+    }
+
+    /// A new server on the same address, as soon as the port is free again.
+    async fn restart(&self) -> MockServer {
+        let listen = self.address.to_string();
+        loop {
+            match start_api(self.side, &listen).await {
+                Ok(server) => return server,
+                Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
             }
         }
     }
+}
+
+/// Drains `count` messages through the adapter, publishing its progress;
+/// returns the processed ids, and whether a decision failed (then it stops).
+async fn drain(
+    consumer: &StreamConsumer,
+    tp: &Client,
+    count: u64,
+    progress: &AtomicU64,
+) -> (Vec<usize>, bool) {
+    let mut processed = Vec::new();
+    let mut messages = tp.filter_stream(consumer, 32);
+    let mut failed = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tokio::time::timeout(PATIENCE, async {
+        // The last messages may all be skipped: then `next` has nothing to
+        // return, and only the tick sees that the work is done.
+        while messages.progress().total() < count && !failed {
+            tokio::select! {
+                next = messages.next() => match next.expect("the stream does not end") {
+                    Ok(message) => {
+                        processed.push(id_of(&message));
+                        messages.done(&message).unwrap();
+                    }
+                    Err(_) => failed = true,
+                },
+                _ = tick.tick() => {}
+            }
+            progress.store(messages.progress().total(), Ordering::SeqCst);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("stuck at {:?}", messages.progress()));
     messages.commit(CommitMode::Sync).unwrap();
     (processed, failed)
 }
 
-/// Restarts both servers every second until told to stop.
-fn restarter(
-    servers: Arc<[(Slot, Side, SocketAddr); 2]>,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<u32> {
-    tokio::spawn(async move {
-        let mut restarts = 0;
-        while !stop.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            for (slot, side, address) in servers.iter() {
-                restart(slot, *side, *address).await;
-            }
-            restarts += 1;
-        }
-        restarts
-    })
+fn chaos_seed() -> u64 {
+    match std::env::var("CHAOS_SEED") {
+        Ok(seed) => seed.parse().expect("CHAOS_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_chaos_the_default_policy_loses_nothing_and_repeats_nothing() {
+async fn independent_api_failures_lose_nothing_under_the_default_policy() {
     const COUNT: usize = 100_000;
+    let seed = chaos_seed();
+    eprintln!("chaos seed {seed} (rerun with CHAOS_SEED={seed})");
+    let mut rng = fastrand::Rng::with_seed(seed);
     let broker = start_broker(TOPIC, PARTITIONS);
-    let landed = produce(&broker, COUNT).await;
+    let landed = common::produce(
+        &broker,
+        TOPIC,
+        0..COUNT,
+        256,
+        |id| id as i32 % PARTITIONS,
+        |id| {
+            vec![(
+                "x-dev",
+                if is_alices(id) { "alice" } else { "bob" }.to_owned(),
+            )]
+        },
+    )
+    .await;
     assert_eq!(landed.len(), COUNT);
 
-    let pod_api = start_api(Side::Agent, "127.0.0.1:0").await.unwrap();
-    let workstation_api = start_api(Side::Client, "127.0.0.1:0").await.unwrap();
-    let (pod_address, workstation_address) = (pod_api.address(), workstation_api.address());
-    let servers = Arc::new([
-        (Mutex::new(Some(pod_api)), Side::Agent, pod_address),
-        (
-            Mutex::new(Some(workstation_api)),
-            Side::Client,
-            workstation_address,
-        ),
-    ]);
+    let (pod_api, workstation_api) = (
+        ChaosApi::start(Side::Agent).await,
+        ChaosApi::start(Side::Client).await,
+    );
+    let pod = sdk(pod_api.address, "", FailurePolicy::Auto);
+    let workstation = sdk(workstation_api.address, ID, FailurePolicy::Auto);
+    let (pod_schedule, workstation_schedule) = (
+        schedule(&mut rng, COUNT as u64),
+        schedule(&mut rng, COUNT as u64),
+    );
+    eprintln!("pod API: {pod_schedule:?}\nworkstation API: {workstation_schedule:?}");
     let stop = Arc::new(AtomicBool::new(false));
-    let restarts = restarter(servers.clone(), stop.clone());
+    let (pod_progress, workstation_progress) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let pod_chaos = tokio::spawn(pod_api.clone().run(
+        pod_schedule,
+        pod_progress.clone(),
+        stop.clone(),
+    ));
+    let workstation_chaos = tokio::spawn(workstation_api.clone().run(
+        workstation_schedule,
+        workstation_progress.clone(),
+        stop.clone(),
+    ));
 
-    let pod = sdk(pod_address, "", FailurePolicy::Auto);
-    let workstation = sdk(workstation_address, ID, FailurePolicy::Auto);
     let (pod_consumer, workstation_consumer) = (
         consumer(&broker, &pod.group_id("orders")),
         consumer(&broker, &workstation.group_id("orders")),
     );
-    let ((by_pod, _), (by_workstation, _)) = tokio::join!(
-        drain(&pod_consumer, &pod, COUNT as u64),
-        drain(&workstation_consumer, &workstation, COUNT as u64),
+    let ((by_pod, pod_failed), (by_workstation, workstation_failed)) = tokio::join!(
+        drain(&pod_consumer, &pod, COUNT as u64, &pod_progress),
+        drain(
+            &workstation_consumer,
+            &workstation,
+            COUNT as u64,
+            &workstation_progress
+        ),
     );
     stop.store(true, Ordering::SeqCst);
-    let restarts = restarts.await.unwrap();
+    let failures = (pod_chaos.await.unwrap(), workstation_chaos.await.unwrap());
+    let context = format!("seed {seed}");
     assert!(
-        restarts >= 2,
-        "the servers restarted during the run ({restarts} times)"
+        !pod_failed && !workstation_failed,
+        "{context}: no decision returns an error under Auto"
+    );
+    assert_eq!(
+        failures,
+        (12, 12),
+        "{context}: every failure happened in mid-stream"
     );
 
     let pod_set: BTreeSet<usize> = by_pod.iter().copied().collect();
@@ -223,55 +331,114 @@ async fn under_chaos_the_default_policy_loses_nothing_and_repeats_nothing() {
     assert_eq!(
         pod_set.len(),
         by_pod.len(),
-        "the pod processed nothing twice"
+        "{context}: the pod processed nothing twice"
     );
     assert_eq!(
         workstation_set.len(),
         by_workstation.len(),
-        "the workstation processed nothing twice"
+        "{context}: the workstation processed nothing twice"
     );
+    let processed = &pod_set | &workstation_set;
+    let lost: Vec<usize> = (0..COUNT)
+        .filter(|id| !processed.contains(id))
+        .take(20)
+        .collect();
     assert!(
-        pod_set.is_disjoint(&workstation_set),
-        "no message on both sides"
-    );
-    assert_eq!(
-        pod_set.len() + workstation_set.len(),
-        COUNT,
-        "no message lost"
+        lost.is_empty(),
+        "{context}: no message lost; lost: {lost:?}..."
     );
 
-    let failed: BTreeSet<usize> = (0..COUNT).filter(|&id| chaos(id).is_some()).collect();
-    let expected: BTreeSet<usize> = (0..COUNT)
-        .filter(|&id| is_alices(id) && chaos(id).is_none())
-        .collect();
+    let alices: BTreeSet<usize> = (0..COUNT).filter(|&id| is_alices(id)).collect();
     assert_eq!(
-        workstation_set, expected,
-        "the workstation leaves the failed messages to the pod"
+        workstation_set, alices,
+        "{context}: the workstation processes exactly its share, held or not"
     );
-    for (side, tp) in [("pod", &pod), ("workstation", &workstation)] {
-        let stats = tp.stats();
-        assert_eq!(
-            stats.fallbacks,
-            failed.len() as u64,
-            "{side}: one fallback per failed message: {stats:?}"
-        );
-        assert_eq!(stats.errors, stats.fallbacks, "{side}");
-        assert_eq!(stats.consumed + stats.skipped, COUNT as u64, "{side}");
-        assert!(stats.retries > 0, "{side}: connections were retried");
+    let duplicates = &pod_set & &workstation_set;
+    let (pod_stats, workstation_stats) = (pod.stats(), workstation.stats());
+    eprintln!(
+        "{context}: {} duplicates (alice's messages the pod processed because its API failed); \
+         pod {pod_stats:?}; workstation {workstation_stats:?}",
+        duplicates.len()
+    );
+    assert!(
+        duplicates.is_subset(&alices),
+        "{context}: only the intercept's messages can be duplicated"
+    );
+    assert!(
+        duplicates.len() as u64 <= pod_stats.fallbacks,
+        "{context}: each duplicate is a fallback of the pod ({} duplicates, {} fallbacks)",
+        duplicates.len(),
+        pod_stats.fallbacks
+    );
+    assert!(
+        workstation_stats.held > 0 && workstation_stats.fallbacks == 0,
+        "{context}: {workstation_stats:?}"
+    );
+    assert!(
+        pod_stats.fallbacks > 0 && pod_stats.held == 0,
+        "{context}: {pod_stats:?}"
+    );
+    assert!(
+        workstation_stats.outages > 0 && pod_stats.outages > 0,
+        "{context}"
+    );
+}
+
+/// The fault a message meets in the `Fail` test, if any.
+fn chaos(id: usize) -> Option<&'static str> {
+    match id {
+        _ if id % 499 == 7 => Some("500"),
+        _ if id % 9973 == 11 => Some("hang"),
+        _ if id % 1499 == 13 => Some("close"),
+        _ => None,
     }
+}
+
+async fn produce_with_chaos(broker: &Broker, count: usize) -> BTreeMap<usize, (i32, i64)> {
+    common::produce(
+        broker,
+        TOPIC,
+        0..count,
+        256,
+        |id| id as i32 % PARTITIONS,
+        |id| {
+            let mut headers = vec![(
+                "x-dev",
+                if is_alices(id) { "alice" } else { "bob" }.to_owned(),
+            )];
+            headers.extend(chaos(id).map(|fault| ("x-chaos", fault.to_owned())));
+            headers
+        },
+    )
+    .await
+}
+
+/// A workstation API with the faults tied to messages.
+async fn start_faulty_api() -> MockServer {
+    let server = start_api(Side::Client, "127.0.0.1:0").await.unwrap();
+    server
+        .inject(Fault::status(500).when_header("x-chaos", "500"))
+        .unwrap();
+    server
+        .inject(Fault::delay(Duration::from_secs(2)).when_header("x-chaos", "hang"))
+        .unwrap();
+    server
+        .inject(Fault::close().when_header("x-chaos", "close"))
+        .unwrap();
+    server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_chaos_fail_stops_without_committing_past_the_failure_and_resumes() {
     const COUNT: usize = 10_000;
     let broker = start_broker(TOPIC, PARTITIONS);
-    let landed = produce(&broker, COUNT).await;
-    let workstation_api = start_api(Side::Client, "127.0.0.1:0").await.unwrap();
+    let landed = produce_with_chaos(&broker, COUNT).await;
+    let workstation_api = start_faulty_api().await;
     let tp = sdk(workstation_api.address(), ID, FailurePolicy::Fail);
     let group = tp.group_id("orders");
 
     let first = consumer(&broker, &group);
-    let (first_run, failed) = drain(&first, &tp, COUNT as u64).await;
+    let (first_run, failed) = drain(&first, &tp, COUNT as u64, &AtomicU64::new(0)).await;
     assert!(failed, "a chaos message stops the consumer");
     drop(first);
     let done: BTreeSet<usize> = first_run.iter().copied().collect();

@@ -1,6 +1,8 @@
 //! The client against a misbehaving API: every fault the mock server can
 //! inject, and a server that is absent or restarts, under every policy.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use telepresence_kafka::{Client, ErrorKind, FailurePolicy, HeaderList};
@@ -37,53 +39,138 @@ async fn mock(side: Side) -> MockServer {
         .unwrap()
 }
 
-/// What each policy answers on each side when the API fails: `None` is the error.
-fn expected(policy: FailurePolicy, workstation: bool) -> Option<bool> {
+/// What each policy does on each side when the API fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expected {
+    Error,
+    Answer(bool),
+    /// Waits for the API, then gives its answer.
+    Hold,
+}
+
+fn expected(policy: FailurePolicy, workstation: bool) -> Expected {
     match policy {
-        FailurePolicy::Fail => None,
-        FailurePolicy::Consume => Some(true),
-        FailurePolicy::Skip => Some(false),
-        FailurePolicy::Auto => Some(!workstation),
+        FailurePolicy::Fail => Expected::Error,
+        FailurePolicy::Consume => Expected::Answer(true),
+        FailurePolicy::Skip => Expected::Answer(false),
+        FailurePolicy::Auto if workstation => Expected::Hold,
+        FailurePolicy::Auto => Expected::Answer(true),
+        FailurePolicy::Hold => Expected::Hold,
+        other => unreachable!("a policy this test does not know: {other:?}"),
     }
 }
 
-const POLICIES: [FailurePolicy; 4] = [
+const POLICIES: [FailurePolicy; 5] = [
     FailurePolicy::Fail,
     FailurePolicy::Consume,
     FailurePolicy::Skip,
+    FailurePolicy::Hold,
     FailurePolicy::Auto,
 ];
 
-/// Runs one decision against `url` under every policy on both sides and
-/// checks the answer, or the error's kind.
-async fn check_every_policy(url: &str, kind: ErrorKind, what: &str) {
+/// An API that can be made to fail and to answer again.
+#[allow(async_fn_in_trait)]
+trait Breakable {
+    fn url(&self) -> String;
+    async fn break_it(&mut self);
+    async fn heal(&mut self);
+}
+
+/// A mock server with a fault injected while broken.
+struct Faulty {
+    server: MockServer,
+    fault: Fault,
+}
+
+impl Breakable for Faulty {
+    fn url(&self) -> String {
+        self.server.url()
+    }
+    async fn break_it(&mut self) {
+        self.server.inject(self.fault.clone()).unwrap();
+    }
+    async fn heal(&mut self) {
+        self.server.clear_faults();
+    }
+}
+
+/// Runs one decision against the broken API under every policy on both
+/// sides and checks the answer, the error's kind, or that it holds until
+/// the API is healed and then gives the API's answer.
+async fn check_every_policy(api: &mut impl Breakable, kind: ErrorKind, what: &str) {
+    let url = api.url();
     for policy in POLICIES {
         for (side, id) in SIDES {
-            let tp = client(url, id, policy);
-            let result = tp.should_consume(&alice()).await;
-            let stats = tp.stats();
+            api.break_it().await;
+            let tp = client(&url, id, policy);
             match expected(policy, !id.is_empty()) {
-                None => {
-                    let err = result.expect_err(what);
+                Expected::Error => {
+                    let err = tp.should_consume(&alice()).await.expect_err(what);
                     assert_eq!(err.kind(), kind, "{what}, {side}: {err}");
-                    assert_eq!((stats.errors, stats.fallbacks), (1, 0));
+                    let stats = tp.stats();
+                    assert_eq!((stats.errors, stats.fallbacks, stats.held), (1, 0, 0));
                 }
-                Some(answer) => {
+                Expected::Answer(answer) => {
+                    let result = tp.should_consume(&alice()).await;
                     assert_eq!(result.unwrap(), answer, "{what}, {policy:?}, {side}");
+                    let stats = tp.stats();
                     assert_eq!((stats.errors, stats.fallbacks), (1, 1), "{what}");
                     assert_eq!(stats.consumed + stats.skipped, 1);
                 }
+                Expected::Hold => {
+                    let decision = tokio::spawn({
+                        let tp = tp.clone();
+                        async move { tp.should_consume(&alice()).await }
+                    });
+                    // Held through several failed attempts...
+                    until(|| tp.stats().errors >= 3).await;
+                    assert!(!decision.is_finished(), "{what}, {policy:?}, {side}: held");
+                    // ...and answered once the API is back.
+                    api.heal().await;
+                    let held = tokio::time::timeout(Duration::from_secs(30), decision)
+                        .await
+                        .expect("the held decision ends once the API answers")
+                        .unwrap()
+                        .unwrap();
+                    let fresh = client(&url, id, FailurePolicy::Fail);
+                    let real = fresh.should_consume(&alice()).await.unwrap();
+                    assert_eq!(held, real, "{what}, {policy:?}, {side}: the API's answer");
+                    let stats = tp.stats();
+                    assert_eq!(
+                        (stats.held, stats.fallbacks),
+                        (1, 0),
+                        "{what}, {policy:?}, {side}: {stats:?}"
+                    );
+                    assert_eq!(stats.consumed + stats.skipped, 1);
+                }
             }
+            api.heal().await;
         }
     }
 }
 
+/// Waits for `condition`, checking every few milliseconds; a generous bound
+/// turns a hang into a failure.
+async fn until(condition: impl Fn() -> bool) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the condition becomes true");
+}
+
 #[tokio::test]
 async fn an_error_status_under_each_policy() {
-    let server = mock(Side::Agent).await;
-    server.inject(Fault::status(500)).unwrap();
-    check_every_policy(&server.url(), ErrorKind::Status, "500").await;
+    let mut api = Faulty {
+        server: mock(Side::Agent).await,
+        fault: Fault::status(500),
+    };
+    check_every_policy(&mut api, ErrorKind::Status, "500").await;
 
+    let server = api.server;
+    server.inject(Fault::status(500)).unwrap();
     let tp = client(&server.url(), "", FailurePolicy::Fail);
     let err = tp.should_consume(&alice()).await.unwrap_err();
     assert_eq!(err.status(), Some(500));
@@ -96,23 +183,22 @@ async fn an_error_status_under_each_policy() {
 
 #[tokio::test]
 async fn a_delay_past_the_timeout_under_each_policy() {
-    let server = mock(Side::Agent).await;
-    server.inject(Fault::delay(Duration::from_secs(5))).unwrap();
-    let started = std::time::Instant::now();
-    check_every_policy(&server.url(), ErrorKind::Timeout, "delay").await;
-    // 8 calls, each bounded by the 300 ms timeout, retries included.
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    let mut api = Faulty {
+        server: mock(Side::Agent).await,
+        fault: Fault::delay(Duration::from_secs(5)),
+    };
+    check_every_policy(&mut api, ErrorKind::Timeout, "delay").await;
 }
 
 #[tokio::test]
 async fn a_dropped_connection_under_each_policy() {
-    let server = mock(Side::Agent).await;
+    let mut api = Faulty {
+        server: mock(Side::Agent).await,
+        fault: Fault::close(),
+    };
+    check_every_policy(&mut api, ErrorKind::Connect, "close").await;
+    let server = api.server;
     server.inject(Fault::close()).unwrap();
-    check_every_policy(&server.url(), ErrorKind::Connect, "close").await;
     let tp = client(&server.url(), "", FailurePolicy::Fail);
     tp.should_consume(&alice()).await.unwrap_err();
     assert_eq!(tp.stats().retries, 2, "connection errors are retried");
@@ -129,19 +215,45 @@ async fn a_single_dropped_connection_is_retried_transparently() {
     assert_eq!((stats.retries, stats.errors, stats.fallbacks), (1, 0, 0));
 }
 
+/// No server on the port while broken; a workstation's mock there once healed.
+struct Absent {
+    port: u16,
+    server: Option<MockServer>,
+}
+
+impl Breakable for Absent {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    async fn break_it(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+    async fn heal(&mut self) {
+        if self.server.is_none() {
+            self.server = Some(
+                MockServer::builder()
+                    .listen(format!("127.0.0.1:{}", self.port))
+                    .intercept(Intercept::new(ID).header("x-dev", "alice"))
+                    .start()
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_server_that_is_not_started_under_each_policy() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    check_every_policy(
-        &format!("http://127.0.0.1:{port}"),
-        ErrorKind::Connect,
-        "no server",
-    )
-    .await;
-    let tp = client(&format!("http://127.0.0.1:{port}"), "", FailurePolicy::Fail);
+    let mut api = Absent { port, server: None };
+    check_every_policy(&mut api, ErrorKind::Connect, "no server").await;
+    api.break_it().await;
+    let tp = client(&api.url(), "", FailurePolicy::Fail);
     let err = tp.healthz().await.unwrap_err();
     assert!(err.is_connect(), "{err}");
     assert!(
@@ -169,13 +281,27 @@ async fn a_server_restarted_mid_stream_under_each_policy() {
     }
     first.shutdown().await;
 
+    let mut held = Vec::new();
     for (policy, tp) in &clients {
-        let result = tp.should_consume(&alice()).await;
         match expected(*policy, true) {
-            None => assert!(result.unwrap_err().is_connect(), "{policy:?}: down"),
-            Some(answer) => assert_eq!(result.unwrap(), answer, "{policy:?}: down"),
+            Expected::Error => {
+                let result = tp.should_consume(&alice()).await;
+                assert!(result.unwrap_err().is_connect(), "{policy:?}: down");
+            }
+            Expected::Answer(answer) => {
+                let result = tp.should_consume(&alice()).await;
+                assert_eq!(result.unwrap(), answer, "{policy:?}: down");
+            }
+            Expected::Hold => {
+                let tp = tp.clone();
+                let policy = *policy;
+                held.push(tokio::spawn(async move {
+                    (policy, tp.should_consume(&alice()).await.unwrap())
+                }));
+            }
         }
     }
+    until(|| clients.iter().all(|(_, tp)| tp.stats().errors >= 1)).await;
 
     let second = MockServer::builder()
         .listen(address.to_string())
@@ -183,6 +309,11 @@ async fn a_server_restarted_mid_stream_under_each_policy() {
         .start()
         .await
         .unwrap();
+    let held_count = held.len();
+    for decision in held {
+        let (policy, answer) = decision.await.unwrap();
+        assert!(answer, "{policy:?}: held, then the real answer");
+    }
     for (policy, tp) in &clients {
         assert!(
             tp.should_consume(&alice()).await.unwrap(),
@@ -190,11 +321,17 @@ async fn a_server_restarted_mid_stream_under_each_policy() {
         );
         let stats = tp.stats();
         assert_eq!(
-            (stats.errors, stats.consumed + stats.skipped),
-            (1, 2 + u64::from(*policy != FailurePolicy::Fail))
+            stats.consumed + stats.skipped,
+            2 + u64::from(*policy != FailurePolicy::Fail),
+            "{policy:?}"
         );
+        assert!(stats.errors >= 1, "{policy:?}");
     }
-    assert_eq!(second.journal().len(), clients.len());
+    assert_eq!(
+        second.journal().len(),
+        held_count + clients.len(),
+        "each held decision asked the new server once"
+    );
 }
 
 #[tokio::test]
@@ -207,32 +344,152 @@ async fn intercept_info_returns_errors_whatever_the_policy() {
     assert!(tp.intercept_info(&alice()).await.unwrap().intercepted);
 }
 
-/// A server that answers `200` with whatever body it is given, once.
-async fn raw_server(body: &'static str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut request = [0u8; 4096];
-            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        }
-    });
-    url
+/// A server that answers `200` with `maybe` while broken, `true` once healed,
+/// one request per connection.
+struct Raw {
+    url: String,
+    broken: Arc<AtomicBool>,
+}
+
+impl Raw {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let broken = Arc::new(AtomicBool::new(true));
+        let answer = broken.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+                let body = if answer.load(Ordering::SeqCst) {
+                    "maybe"
+                } else {
+                    "true"
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        Self { url, broken }
+    }
+}
+
+impl Breakable for Raw {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+    async fn break_it(&mut self) {
+        self.broken.store(true, Ordering::SeqCst);
+    }
+    async fn heal(&mut self) {
+        self.broken.store(false, Ordering::SeqCst);
+    }
 }
 
 #[tokio::test]
 async fn a_bad_answer_under_each_policy() {
-    let url = raw_server("maybe").await;
-    check_every_policy(&url, ErrorKind::BadAnswer, "bad answer").await;
+    let mut api = Raw::start().await;
+    check_every_policy(&mut api, ErrorKind::BadAnswer, "bad answer").await;
+    api.break_it().await;
+    let url = api.url();
     let tp = client(&url, "", FailurePolicy::Fail);
     let err = tp.should_consume(&alice()).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "expected a JSON boolean from the Telepresence API, got \"maybe\""
     );
+}
+
+/// Log lines, as the default `fmt` subscriber writes them, kept in memory.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn lines(&self, containing: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|line| line.contains(containing))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Every outage shows: a line when it starts and one when it ends, naming the
+/// API and how many decisions it affected, however close two outages are.
+#[tokio::test]
+async fn every_outage_is_reported_when_it_starts_and_when_it_ends() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = mock(Side::Client).await;
+    let workstation = client(&server.url(), ID, FailurePolicy::Auto);
+    let pod = client(&server.url(), "", FailurePolicy::Auto);
+    // An outage ends at the first answer a second or more after its last
+    // failure, so that a flapping API makes one outage.
+    let quiet = Duration::from_millis(1100);
+    for outage in 1..=2 {
+        server.inject(Fault::status(503).times(3)).unwrap();
+        assert!(
+            workstation.should_consume(&alice()).await.unwrap(),
+            "held, then answered"
+        );
+        tokio::time::sleep(quiet).await;
+        assert!(
+            workstation.should_consume(&alice()).await.unwrap(),
+            "the first answer after the quiet second ends the outage"
+        );
+        server.inject(Fault::status(503).times(1)).unwrap();
+        assert!(
+            pod.should_consume(&alice()).await.unwrap(),
+            "the pod falls back"
+        );
+        tokio::time::sleep(quiet).await;
+        assert!(
+            !pod.should_consume(&alice()).await.unwrap(),
+            "and ends its outage"
+        );
+        let started = logs.lines("Telepresence API failing");
+        let ended = logs.lines("Telepresence API answers again");
+        assert_eq!(
+            (started.len(), ended.len()),
+            (2 * outage, 2 * outage),
+            "{started:?}\n{ended:?}"
+        );
+        let url = server.url();
+        assert!(
+            started.iter().all(|l| l.contains(&format!("api={url}/"))),
+            "{started:?}"
+        );
+        assert!(started[2 * outage - 2].contains("holding the decisions until it answers"));
+        assert!(started[2 * outage - 1].contains("processing the messages here meanwhile"));
+        assert!(
+            ended[2 * outage - 2].contains("the outage affected 1 decisions")
+                && ended[2 * outage - 2].contains("failed_attempts=3"),
+            "{}",
+            ended[2 * outage - 2]
+        );
+    }
+    let stats = workstation.stats();
+    assert_eq!((stats.held, stats.outages, stats.errors), (2, 2, 6));
+    assert_eq!(pod.stats().outages, 2);
 }

@@ -9,10 +9,13 @@
 //! - `KAFKA_BROKERS` (default `localhost:9092`), `KAFKA_TOPIC` (`orders`),
 //!   `KAFKA_GROUP` (`orders`; on a workstation the intercept ID is appended);
 //! - `KAFKA_OPTIONS`: extra librdkafka settings, `key=value,key=value`;
-//! - `KAFKA_MAX_MESSAGES`: stop after this many decisions (default: never).
+//! - `KAFKA_MAX_MESSAGES`: stop once this many messages are dealt with,
+//!   processed here or left to the other side (default: never).
 //!
 //! Ctrl-C or SIGTERM stops it: the message in hand is finished, what was
-//! handled is committed, and it exits.
+//! handled is committed, and it exits. When the Telepresence API fails, the
+//! workstation waits for it (nothing is skipped) and the pod processes the
+//! messages; both say so in their logs.
 //!
 //! ```sh
 //! KAFKA_BROKERS=localhost:9092 cargo run -p telepresence-kafka-examples --bin consumer
@@ -27,6 +30,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use telepresence_kafka::Client;
+use telepresence_kafka::stream::FilterContext;
 use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging};
 
 #[tokio::main]
@@ -59,11 +63,19 @@ async fn main() -> anyhow::Result<()> {
         // done or deliberately skipped; commits then never lose a message.
         .set("enable.auto.offset.store", "false");
     apply_kafka_options(&mut config)?;
-    let consumer: StreamConsumer = config.create().context("creating the consumer")?;
+    // The context tells the stream adapter of rebalances: it commits before
+    // partitions move and hands out nothing of a partition that left.
+    let consumer: StreamConsumer<FilterContext> = config
+        .create_with_context(FilterContext::default())
+        .context("creating the consumer")?;
     consumer.subscribe(&[&topic])?;
 
     let mut messages = tp.filter_stream(&consumer, 32);
     let mut shutdown = pin!(shutdown_signal());
+    // The last messages may all be left to the other side; then only the
+    // tick notices that the count is reached.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut processed: u64 = 0;
     loop {
         tokio::select! {
             () = &mut shutdown => {
@@ -76,20 +88,26 @@ async fn main() -> anyhow::Result<()> {
                 Some(Ok(message)) => {
                     handle(&message);
                     messages.done(&message)?;
+                    processed += 1;
                 }
             },
+            _ = tick.tick() => {}
         }
-        let stats = tp.stats();
-        if max_messages.is_some_and(|max| stats.consumed + stats.skipped >= max) {
+        // Every message handed out is handled by now: the count is of
+        // messages dealt with, not of decisions made ahead of them.
+        if max_messages.is_some_and(|max| messages.progress().total() >= max) {
             break;
         }
     }
     messages.commit(CommitMode::Sync).context("committing")?;
+    let progress = messages.progress();
     let stats = tp.stats();
     tracing::info!(
-        processed = stats.consumed,
-        skipped = stats.skipped,
-        fallbacks = stats.fallbacks,
+        processed,
+        left_to_the_other_side = progress.skipped,
+        decisions_held = stats.held,
+        decisions_by_failure_policy = stats.fallbacks,
+        api_outages = stats.outages,
         "done"
     );
     Ok(())

@@ -4,8 +4,10 @@
 //!
 //! Environment: `KAFKA_BROKERS`, `KAFKA_TOPIC`, `KAFKA_GROUP` (the base group;
 //! `group_id` applies), the `TELEPRESENCE_*` variables, and for the scenarios
-//! `TPK_FAILURE_POLICY` (`auto`, `fail`, `consume`, `skip`),
-//! `TPK_CONTAINER_PORT`, `TPK_TIMEOUT_MS`.
+//! `TPK_FAILURE_POLICY` (`auto`, `hold`, `fail`, `consume`, `skip`),
+//! `TPK_CONTAINER_PORT`, `TPK_TIMEOUT_MS`, and `TPK_ASSIGN=1` to take every
+//! partition of the topic itself (no group membership; offsets are still
+//! committed to the group) instead of subscribing.
 //!
 //! stdout, one line per event: `processed <id> <partition> <offset>` for each
 //! message processed here (its payload is its id), and `progress <n>` when the
@@ -22,6 +24,7 @@ use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use telepresence_kafka::stream::FilterContext;
 use telepresence_kafka::{ClientBuilder, ErrorKind, FailurePolicy};
 
 fn var(name: &str) -> Option<String> {
@@ -51,6 +54,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     let mut builder = ClientBuilder::from_env()?;
     builder = builder.failure_policy(match var("TPK_FAILURE_POLICY").as_deref() {
         None | Some("auto") => FailurePolicy::Auto,
+        Some("hold") => FailurePolicy::Hold,
         Some("fail") => FailurePolicy::Fail,
         Some("consume") => FailurePolicy::Consume,
         Some("skip") => FailurePolicy::Skip,
@@ -62,9 +66,12 @@ async fn run() -> anyhow::Result<ExitCode> {
     if let Some(ms) = var("TPK_TIMEOUT_MS") {
         builder = builder.timeout(Duration::from_millis(ms.parse().context("TPK_TIMEOUT_MS")?));
     }
-    let tp = builder.path_from_header("x-path").build()?;
+    let tp = builder
+        .path_from_header("x-path")
+        .hold_backoff_max(Duration::from_millis(500))
+        .build()?;
 
-    let consumer: StreamConsumer = ClientConfig::new()
+    let consumer: StreamConsumer<FilterContext> = ClientConfig::new()
         .set(
             "bootstrap.servers",
             var("KAFKA_BROKERS").context("KAFKA_BROKERS")?,
@@ -76,8 +83,18 @@ async fn run() -> anyhow::Result<ExitCode> {
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "200")
-        .create()?;
-    consumer.subscribe(&[&var("KAFKA_TOPIC").context("KAFKA_TOPIC")?])?;
+        .create_with_context(FilterContext::default())?;
+    let topic = var("KAFKA_TOPIC").context("KAFKA_TOPIC")?;
+    if var("TPK_ASSIGN").is_some() {
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            partitions.add_partition_offset(&topic, partition.id(), rdkafka::Offset::Stored)?;
+        }
+        consumer.assign(&partitions)?;
+    } else {
+        consumer.subscribe(&[&topic])?;
+    }
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut messages = tp.filter_stream(&consumer, 16);
@@ -112,9 +129,17 @@ async fn run() -> anyhow::Result<ExitCode> {
     };
     messages.commit(CommitMode::Sync).context("committing")?;
     let stats = tp.stats();
+    let progress = messages.progress();
     eprintln!(
-        "stats consumed={} skipped={} errors={} fallbacks={}",
-        stats.consumed, stats.skipped, stats.errors, stats.fallbacks
+        "processed={} skipped={} consume_decisions={} skip_decisions={} errors={} fallbacks={} held={} outages={}",
+        progress.handed_out,
+        progress.skipped,
+        stats.consumed,
+        stats.skipped,
+        stats.errors,
+        stats.fallbacks,
+        stats.held,
+        stats.outages
     );
     Ok(code)
 }

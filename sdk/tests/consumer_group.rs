@@ -1,0 +1,287 @@
+//! The stream adapter inside a consumer group: a rebalance while decisions
+//! are in flight, and a hold longer than the consumer's poll interval.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{Broker, start_broker};
+use futures_util::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use telepresence_kafka::Client;
+use telepresence_kafka::stream::FilterContext;
+use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
+use tokio::sync::Mutex;
+
+const TOPIC: &str = "orders";
+const PARTITIONS: i32 = 4;
+const ID: &str = "group:orders";
+const PATIENCE: Duration = Duration::from_secs(300);
+
+fn is_alices(id: usize) -> bool {
+    id % 3 == 0
+}
+
+async fn produce(broker: &Broker, count: usize) {
+    common::produce(
+        broker,
+        TOPIC,
+        0..count,
+        256,
+        |id| id as i32 % PARTITIONS,
+        |id| {
+            vec![(
+                "x-dev",
+                if is_alices(id) { "alice" } else { "bob" }.to_owned(),
+            )]
+        },
+    )
+    .await;
+}
+
+async fn api(side: Side, listen: &str) -> MockServer {
+    MockServer::builder()
+        .side(side)
+        .listen(listen)
+        .journal_capacity(0)
+        .intercept(Intercept::new(ID).header("x-dev", "alice"))
+        .start()
+        .await
+        .unwrap()
+}
+
+fn consumer(broker: &Broker, group: &str, extra: &[(&str, &str)]) -> StreamConsumer<FilterContext> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.queue.backoff.ms", "0");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    let consumer: StreamConsumer<FilterContext> = config
+        .create_with_context(FilterContext::default())
+        .unwrap();
+    consumer.subscribe(&[TOPIC]).unwrap();
+    consumer
+}
+
+fn id_of(message: &impl Message) -> usize {
+    std::str::from_utf8(message.payload().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// What one consumer of a group handed out, in order.
+#[derive(Default)]
+struct Member {
+    processed: Mutex<Vec<usize>>,
+    progress: AtomicU64,
+    revoked: AtomicU64,
+}
+
+/// Processes messages one at a time, as a user's loop would, until `stop`.
+async fn run_member(
+    consumer: StreamConsumer<FilterContext>,
+    tp: Client,
+    member: Arc<Member>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut messages = tp.filter_stream(&consumer, 32);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while !stop.load(Ordering::SeqCst) {
+        tokio::select! {
+            next = messages.next() => {
+                let message = next.expect("the stream does not end").expect("no decision fails");
+                member.processed.lock().await.push(id_of(&message));
+                messages.done(&message).unwrap();
+            }
+            _ = tick.tick() => {}
+        }
+        let progress = messages.progress();
+        member.progress.store(progress.total(), Ordering::SeqCst);
+        member.revoked.store(progress.revoked, Ordering::SeqCst);
+    }
+    messages.commit(CommitMode::Sync).unwrap();
+}
+
+async fn until(what: &str, condition: impl AsyncFn() -> bool) {
+    tokio::time::timeout(PATIENCE, async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited too long for {what}"));
+}
+
+/// A second pod joins the group while the first has decisions in flight:
+/// partitions move, and every message of the pod's share is processed once,
+/// by one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_mid_stream_loses_nothing_and_hands_out_nothing_twice() {
+    const COUNT: usize = 20_000;
+    let broker = start_broker(TOPIC, PARTITIONS);
+    produce(&broker, COUNT).await;
+    let pod_api = api(Side::Agent, "127.0.0.1:0").await;
+    // Slow answers keep a full window of decisions in flight.
+    pod_api
+        .inject(Fault::delay(Duration::from_millis(5)))
+        .unwrap();
+    let tp = Client::builder().api_url(pod_api.url()).build().unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (first, second) = (Arc::new(Member::default()), Arc::new(Member::default()));
+    let first_consumer = consumer(&broker, "orders", &[]);
+    let first_context = first_consumer.context().clone();
+    let first_task = tokio::spawn(run_member(
+        first_consumer,
+        tp.clone(),
+        first.clone(),
+        stop.clone(),
+    ));
+    until("the first pod to be under way", async || {
+        first.progress.load(Ordering::SeqCst) >= COUNT as u64 / 4
+    })
+    .await;
+
+    let second_consumer = consumer(&broker, "orders", &[]);
+    let second_context = second_consumer.context().clone();
+    let second_task = tokio::spawn(run_member(
+        second_consumer,
+        tp.clone(),
+        second.clone(),
+        stop.clone(),
+    ));
+
+    let share: BTreeSet<usize> = (0..COUNT).filter(|&id| !is_alices(id)).collect();
+    until("the pod's share to be processed", async || {
+        let done = first.processed.lock().await.len() + second.processed.lock().await.len();
+        done >= share.len()
+    })
+    .await;
+    // Anything handed out twice would show up now, or soon after.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Counted before the consumers close, which revokes their partitions too.
+    let revocations = (
+        first_context.rebalances().count(),
+        second_context.rebalances().count(),
+    );
+    stop.store(true, Ordering::SeqCst);
+    first_task.await.unwrap();
+    second_task.await.unwrap();
+
+    let (a, b) = (
+        first.processed.lock().await.clone(),
+        second.processed.lock().await.clone(),
+    );
+    let (set_a, set_b): (BTreeSet<usize>, BTreeSet<usize>) =
+        (a.iter().copied().collect(), b.iter().copied().collect());
+    assert!(revocations.0 >= 1, "the first pod gave partitions up");
+    assert!(
+        !b.is_empty(),
+        "the second pod got partitions and processed messages"
+    );
+    assert_eq!(
+        set_a.len(),
+        a.len(),
+        "the first pod processed nothing twice"
+    );
+    assert_eq!(
+        set_b.len(),
+        b.len(),
+        "the second pod processed nothing twice"
+    );
+    let twice: Vec<&usize> = set_a.intersection(&set_b).take(10).collect();
+    assert!(
+        twice.is_empty(),
+        "no message handed out twice within the group: {twice:?}"
+    );
+    assert_eq!(&set_a | &set_b, share, "nothing lost");
+    eprintln!(
+        "first pod: {} processed, {} undecided messages dropped at revocation; second pod: {} processed; revocations {} and {}",
+        a.len(),
+        first.revoked.load(Ordering::SeqCst),
+        b.len(),
+        revocations.0,
+        revocations.1
+    );
+}
+
+/// The workstation's API is away for longer than `max.poll.interval.ms`:
+/// the adapter pauses the held partitions and keeps polling, so the
+/// consumer never leaves its group, and nothing is lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() {
+    const COUNT: usize = 3_000;
+    let broker = start_broker(TOPIC, PARTITIONS);
+    produce(&broker, COUNT).await;
+    let first_api = api(Side::Client, "127.0.0.1:0").await;
+    let address = first_api.address();
+    let tp = Client::builder()
+        .api_url(first_api.url())
+        .intercept_id(ID)
+        .timeout(Duration::from_millis(200))
+        .hold_backoff_max(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let consumer = consumer(
+        &broker,
+        &tp.group_id("orders"),
+        &[("max.poll.interval.ms", "1500")],
+    );
+    let context = consumer.context().clone();
+    let member = Arc::new(Member::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(run_member(
+        consumer,
+        tp.clone(),
+        member.clone(),
+        stop.clone(),
+    ));
+
+    until("the workstation to be under way", async || {
+        member.progress.load(Ordering::SeqCst) >= COUNT as u64 / 3
+    })
+    .await;
+    first_api.shutdown().await;
+    let held_at = member.progress.load(Ordering::SeqCst);
+    // Away for three poll intervals, while the held decisions retry.
+    until("decisions to be held", async || tp.stats().held > 0).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert!(
+        member.progress.load(Ordering::SeqCst) <= held_at + 32,
+        "nothing beyond the window decided while the API is away"
+    );
+    let _second_api = api(Side::Client, &address.to_string()).await;
+
+    let alices: BTreeSet<usize> = (0..COUNT).filter(|&id| is_alices(id)).collect();
+    until("the workstation's share", async || {
+        member.processed.lock().await.len() >= alices.len()
+    })
+    .await;
+    // Counted before the consumer closes, which revokes its partitions too.
+    let revocations = context.rebalances().count();
+    stop.store(true, Ordering::SeqCst);
+    task.await.unwrap();
+
+    let processed = member.processed.lock().await.clone();
+    let set: BTreeSet<usize> = processed.iter().copied().collect();
+    assert_eq!(set.len(), processed.len(), "nothing processed twice");
+    assert_eq!(set, alices, "nothing lost");
+    assert_eq!(
+        revocations, 0,
+        "the consumer kept its partitions through the hold"
+    );
+    let stats = tp.stats();
+    assert!(stats.held > 0 && stats.fallbacks == 0, "{stats:?}");
+}
