@@ -141,7 +141,10 @@ async fn a_rebalance_mid_stream_loses_nothing_and_hands_out_nothing_twice() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (first, second) = (Arc::new(Member::default()), Arc::new(Member::default()));
-    let first_consumer = consumer(&broker, "orders", &[]);
+    // Small fetches interleave the partitions in the window of decisions, so
+    // that a revocation finds messages of its partitions there.
+    let small_fetches = [("max.partition.fetch.bytes", "512")];
+    let first_consumer = consumer(&broker, "orders", &small_fetches);
     let first_context = first_consumer.context().clone();
     let first_task = tokio::spawn(run_member(
         first_consumer,
@@ -154,7 +157,7 @@ async fn a_rebalance_mid_stream_loses_nothing_and_hands_out_nothing_twice() {
     })
     .await;
 
-    let second_consumer = consumer(&broker, "orders", &[]);
+    let second_consumer = consumer(&broker, "orders", &small_fetches);
     let second_context = second_consumer.context().clone();
     let second_task = tokio::spawn(run_member(
         second_consumer,
@@ -284,4 +287,82 @@ async fn a_hold_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() 
     );
     let stats = tp.stats();
     assert!(stats.held > 0 && stats.fallbacks == 0, "{stats:?}");
+}
+
+/// What the adapter does at a revocation, step by step: the messages of the
+/// revoked partition it received but has not let out are dropped, the
+/// others go on; nothing of the revoked partition is stored afterwards.
+#[tokio::test]
+async fn a_revocation_drops_the_undecided_messages_of_the_revoked_partitions() {
+    use rdkafka::error::KafkaResult;
+    use rdkafka::message::{OwnedHeaders, OwnedMessage, Timestamp};
+    use rdkafka::{Offset, TopicPartitionList};
+    use telepresence_kafka::stream::{ManagedConsumer, Rebalances};
+
+    /// A consumer that records what is stored and reports revocations.
+    #[derive(Default)]
+    struct Recorder {
+        rebalances: Rebalances,
+        stored: std::sync::Mutex<Vec<(i32, i64)>>,
+    }
+
+    impl ManagedConsumer for Recorder {
+        fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+            let mut stored = self.stored.lock().unwrap();
+            for element in offsets.elements() {
+                if let Offset::Offset(next) = element.offset() {
+                    stored.push((element.partition(), next));
+                }
+            }
+            Ok(())
+        }
+        fn commit_stored(&self, _: CommitMode) -> KafkaResult<()> {
+            Ok(())
+        }
+        fn rebalances(&self) -> Option<&Rebalances> {
+            Some(&self.rebalances)
+        }
+    }
+
+    let pod_api = api(Side::Agent, "127.0.0.1:0").await;
+    let tp = Client::builder().api_url(pod_api.url()).build().unwrap();
+    let message = |partition: i32, offset: i64| -> KafkaResult<OwnedMessage> {
+        Ok(OwnedMessage::new(
+            Some(format!("{partition}/{offset}").into_bytes()),
+            None,
+            TOPIC.to_owned(),
+            Timestamp::NotAvailable,
+            partition,
+            offset,
+            Some(OwnedHeaders::new()),
+        ))
+    };
+    let received: Vec<KafkaResult<OwnedMessage>> = (0..4)
+        .flat_map(|offset| [message(0, offset), message(1, offset)])
+        .collect();
+    let recorder = Recorder::default();
+    let mut messages = tp.filter_messages(&recorder, futures_util::stream::iter(received), 32);
+
+    // One poll receives all eight and starts their decisions...
+    let first = futures_util::poll!(messages.next());
+    assert!(first.is_pending(), "the decisions are in flight");
+    // ...then partition 1 is revoked before any decision is let out.
+    let mut revoked = TopicPartitionList::new();
+    revoked.add_partition(TOPIC, 1);
+    recorder.rebalances.revoking(&revoked);
+
+    let mut handed_out = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.unwrap();
+        handed_out.push((message.partition(), message.offset()));
+        messages.done(&message).unwrap();
+    }
+    assert_eq!(handed_out, [(0, 0), (0, 1), (0, 2), (0, 3)]);
+    assert_eq!(messages.progress().revoked, 4);
+    let stored = recorder.stored.lock().unwrap().clone();
+    assert!(
+        stored.iter().all(|(partition, _)| *partition == 0),
+        "{stored:?}"
+    );
+    assert_eq!(stored.last(), Some(&(0, 4)));
 }

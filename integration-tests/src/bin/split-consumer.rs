@@ -10,8 +10,10 @@
 //! committed to the group) instead of subscribing.
 //!
 //! stdout, one line per event: `processed <id> <partition> <offset>` for each
-//! message processed here (its payload is its id), and `progress <n>` when the
-//! number of messages dealt with (processed, skipped, failed) changes.
+//! message processed here (its payload is its id), `progress <n>` when the
+//! number of messages dealt with (processed, skipped, failed) changes, and
+//! `assigned <n>` when the number of partitions assigned to it changes (so
+//! that a test can tell a broker that assigns nothing from a stuck SDK).
 //! SIGTERM: commit what is done and exit 0. A failed decision (under `fail`):
 //! commit what is safe and exit 3.
 
@@ -100,6 +102,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     let mut messages = tp.filter_stream(&consumer, 16);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let mut reported = 0;
+    let mut assigned = 0;
     let mut out = std::io::stdout().lock();
     let code = loop {
         tokio::select! {
@@ -118,13 +121,20 @@ async fn run() -> anyhow::Result<ExitCode> {
                     break ExitCode::from(3);
                 }
             },
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                let partitions = consumer.assignment().map_or(0, |list| list.count());
+                if partitions != assigned {
+                    writeln!(out, "assigned {partitions}")?;
+                    assigned = partitions;
+                }
+            }
         }
         let progress = messages.progress().total();
         if progress != reported {
             writeln!(out, "progress {progress}")?;
             reported = progress;
         }
+
         out.flush()?;
     };
     messages.commit(CommitMode::Sync).context("committing")?;
