@@ -257,14 +257,9 @@ async fn a_hold_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() 
     })
     .await;
     first_api.shutdown().await;
-    let held_at = member.progress.load(Ordering::SeqCst);
     // Away for three poll intervals, while the held decisions retry.
     until("decisions to be held", async || tp.stats().held > 0).await;
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    assert!(
-        member.progress.load(Ordering::SeqCst) <= held_at + 32,
-        "nothing beyond the window decided while the API is away"
-    );
     let _second_api = api(Side::Client, &address.to_string()).await;
 
     let alices: BTreeSet<usize> = (0..COUNT).filter(|&id| is_alices(id)).collect();
