@@ -6,19 +6,25 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::app::App;
+use crate::body::{self, BodyError};
 use crate::decision::InterceptSetError;
 use crate::fault::Fault;
 use crate::intercept::Intercept;
+
+/// Entries per journal page unless `limit` says otherwise, and at most.
+const JOURNAL_PAGE: usize = 1000;
+const JOURNAL_PAGE_MAX: usize = 10_000;
+/// About the most bytes of entries one journal page holds.
+const JOURNAL_PAGE_BYTES: usize = 4 << 20;
 
 pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
@@ -39,10 +45,17 @@ pub(crate) fn router() -> Router<Arc<App>> {
             "/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin endpoint") })
+        .method_not_allowed_fallback(|| async {
+            AdminError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this admin endpoint does not take that method",
+            )
+        })
+        .fallback(|| async { AdminError::new(StatusCode::NOT_FOUND, "no such admin endpoint") })
 }
 
-/// Lets a request through only with `Authorization: Bearer <token>`.
+/// Lets a request through only with `Authorization: Bearer <token>` (the
+/// scheme compared without regard to case, as HTTP wants).
 pub(crate) async fn require_token(
     State(token): State<Arc<str>>,
     request: axum::extract::Request,
@@ -52,17 +65,20 @@ pub(crate) async fn require_token(
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start());
     if given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
         return next.run(request).await;
     }
-    let mut response = error(
+    let mut response = AdminError::new(
         StatusCode::UNAUTHORIZED,
         "the admin API needs `Authorization: Bearer <token>` with the server's admin token",
-    );
+    )
+    .into_response();
     response.headers_mut().insert(
         http::header::WWW_AUTHENTICATE,
-        http::HeaderValue::from_static("Bearer"),
+        HeaderValue::from_static("Bearer"),
     );
     response
 }
@@ -73,21 +89,89 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": message.to_string() }))).into_response()
+/// An admin API error: its status, and `{"error": "..."}` naming what is wrong.
+#[derive(Debug)]
+pub(crate) struct AdminError {
+    status: StatusCode,
+    message: String,
 }
 
-/// Parses a JSON body, naming the path of the first bad field.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            format!("invalid JSON body: {}", e.inner())
-        } else {
-            format!("invalid JSON body: {path}: {}", e.inner())
+impl AdminError {
+    fn new(status: StatusCode, message: impl std::fmt::Display) -> Self {
+        Self {
+            status,
+            message: message.to_string(),
         }
-    })
+    }
+
+    fn bad_request(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("no intercept with id {id:?}"),
+        )
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<InterceptSetError> for AdminError {
+    fn from(error: InterceptSetError) -> Self {
+        match error {
+            InterceptSetError::DuplicateId { .. } => Self::new(StatusCode::CONFLICT, error),
+            other => Self::bad_request(other),
+        }
+    }
+}
+
+impl From<BodyError> for AdminError {
+    fn from(error: BodyError) -> Self {
+        Self::new(error.status(), error)
+    }
+}
+
+/// A JSON body, read under the server's limits (size and time) and parsed
+/// whole: trailing data is refused, and a bad field is named by its path.
+struct JsonBody<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, AdminError> {
+        let body = body::read(request.into_body(), &app.limits, &app.body_budget).await?;
+        let mut de = serde_json::Deserializer::from_slice(&body.bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                AdminError::bad_request(format!("invalid JSON body: {}", e.inner()))
+            } else {
+                AdminError::bad_request(format!("invalid JSON body: {path}: {}", e.inner()))
+            }
+        })?;
+        de.end()
+            .map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))?;
+        Ok(Self(value))
+    }
+}
+
+/// Runs an edit of the intercepts off the request workers: building a set
+/// of thousands takes a while, and `/healthz` must keep answering meanwhile.
+async fn off_workers<T: Send + 'static>(
+    app: &Arc<App>,
+    edit: impl FnOnce(&App) -> Result<T, InterceptSetError> + Send + 'static,
+) -> Result<T, AdminError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || edit(&app))
+        .await
+        .map_err(|e| AdminError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(AdminError::from)
 }
 
 pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
@@ -99,68 +183,64 @@ pub(crate) async fn status(State(app): State<Arc<App>>) -> Response {
         "workload_ports": set.workload_ports(),
         "workload_ports_declared": set.has_declared_ports(),
         "intercepts": set.specs().collect::<Vec<_>>(),
-        "journal": { "capacity": app.journal.capacity(), "entries": app.journal.len() },
+        "journal": {
+            "capacity": app.journal.capacity(),
+            "entries": app.journal.len(),
+            "bytes": app.journal.bytes(),
+            "budget_bytes": app.journal.budget(),
+        },
         "faults": app.faults.list(),
     }))
     .into_response()
 }
 
 async fn list_intercepts(State(app): State<Arc<App>>) -> Response {
-    Json(app.intercepts()).into_response()
+    Json(app.intercept_set().specs().collect::<Vec<_>>()).into_response()
 }
 
-async fn get_intercept(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    match app.intercept_set().get(&id) {
-        Some(intercept) => Json(intercept).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            format!("no intercept with id {id:?}"),
-        ),
-    }
+async fn get_intercept(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, AdminError> {
+    let set = app.intercept_set();
+    let intercept = set.get(&id).ok_or_else(|| AdminError::not_found(&id))?;
+    Ok(Json(intercept).into_response())
 }
 
-async fn add_intercept(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let intercept: Intercept = match parse(&body) {
-        Ok(i) => i,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    if let Err(e) = intercept.validate_for(&app.rules) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
+async fn add_intercept(
+    State(app): State<Arc<App>>,
+    JsonBody(intercept): JsonBody<Intercept>,
+) -> Result<Response, AdminError> {
+    intercept
+        .validate_for(&app.rules)
+        .map_err(AdminError::bad_request)?;
     let added = intercept.clone();
-    match app.add_intercept(intercept) {
-        Ok(()) => (StatusCode::CREATED, Json(added)).into_response(),
-        Err(e @ InterceptSetError::DuplicateId { .. }) => error(StatusCode::CONFLICT, e),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    off_workers(&app, move |app| app.add_intercept(intercept)).await?;
+    Ok((StatusCode::CREATED, Json(added)).into_response())
 }
 
-async fn replace_intercepts(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let intercepts: Vec<Intercept> = match parse(&body) {
-        Ok(i) => i,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    match app.replace_intercepts(intercepts) {
-        Ok(()) => Json(app.intercepts()).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+async fn replace_intercepts(
+    State(app): State<Arc<App>>,
+    JsonBody(intercepts): JsonBody<Vec<Intercept>>,
+) -> Result<Response, AdminError> {
+    off_workers(&app, move |app| app.replace_intercepts(intercepts)).await?;
+    Ok(list_intercepts(State(app)).await)
 }
 
-async fn delete_intercepts(State(app): State<Arc<App>>) -> Response {
-    match app.replace_intercepts(Vec::new()) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+async fn delete_intercepts(State(app): State<Arc<App>>) -> Result<StatusCode, AdminError> {
+    off_workers(&app, |app| app.replace_intercepts(Vec::new())).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
-async fn delete_intercept(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
-    match app.remove_intercept(&id) {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => error(
-            StatusCode::NOT_FOUND,
-            format!("no intercept with id {id:?}"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+async fn delete_intercept(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    let target = id.clone();
+    if off_workers(&app, move |app| app.remove_intercept(&target)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AdminError::not_found(&id))
     }
 }
 
@@ -172,44 +252,55 @@ struct JournalFilter {
     after: u64,
     /// Only entries for this URL path.
     endpoint: Option<String>,
+    /// At most this many entries (default 1000, at most 10 000).
+    limit: Option<usize>,
 }
 
+/// A page of the journal: read on with `?after=<the last seq>` while the
+/// answer carries `x-journal-more: true` (or until it is empty).
 async fn read_journal(
     State(app): State<Arc<App>>,
     filter: Result<Query<JournalFilter>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(filter) = match filter {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let mut entries = app.journal.entries_after(filter.after);
-    if let Some(endpoint) = &filter.endpoint {
-        entries.retain(|e| &e.endpoint == endpoint);
+) -> Result<Response, AdminError> {
+    let Query(filter) = filter.map_err(|e| AdminError::bad_request(e.body_text()))?;
+    let limit = filter.limit.unwrap_or(JOURNAL_PAGE);
+    if limit == 0 || limit > JOURNAL_PAGE_MAX {
+        return Err(AdminError::bad_request(format!(
+            "limit: {limit} is not in 1..={JOURNAL_PAGE_MAX}"
+        )));
     }
-    Json(entries).into_response()
+    let page = app.journal.page(
+        filter.after,
+        filter.endpoint.as_deref(),
+        limit,
+        JOURNAL_PAGE_BYTES,
+    );
+    let mut response = Json(page.entries).into_response();
+    response.headers_mut().insert(
+        "x-journal-more",
+        HeaderValue::from_static(if page.more { "true" } else { "false" }),
+    );
+    Ok(response)
 }
 
-async fn clear_journal(State(app): State<Arc<App>>) -> Response {
+async fn clear_journal(State(app): State<Arc<App>>) -> StatusCode {
     app.journal.clear();
-    StatusCode::NO_CONTENT.into_response()
+    StatusCode::NO_CONTENT
 }
 
 async fn list_faults(State(app): State<Arc<App>>) -> Response {
     Json(app.faults.list()).into_response()
 }
 
-async fn add_fault(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let fault: Fault = match parse(&body) {
-        Ok(f) => f,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    match app.faults.add(fault) {
-        Ok(()) => (StatusCode::CREATED, Json(app.faults.list())).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+async fn add_fault(
+    State(app): State<Arc<App>>,
+    JsonBody(fault): JsonBody<Fault>,
+) -> Result<Response, AdminError> {
+    app.faults.add(fault).map_err(AdminError::bad_request)?;
+    Ok((StatusCode::CREATED, Json(app.faults.list())).into_response())
 }
 
-async fn clear_faults(State(app): State<Arc<App>>) -> Response {
+async fn clear_faults(State(app): State<Arc<App>>) -> StatusCode {
     app.faults.clear();
-    StatusCode::NO_CONTENT.into_response()
+    StatusCode::NO_CONTENT
 }

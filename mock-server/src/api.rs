@@ -9,9 +9,10 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 
 use crate::app::App;
+use crate::body::{self, ReadBody};
 use crate::decision::{Query, Side};
 use crate::fault::API_ENDPOINTS;
 use crate::form;
@@ -49,7 +50,7 @@ pub(crate) async fn not_found(State(app): State<Arc<App>>, req: Request) -> Resp
     handle(&app, Endpoint::Unknown, req).await
 }
 
-async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
+async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
     let unix_ms = Journal::now_ms();
     let (parts, body) = req.into_parts();
     let injection = app.faults.next(parts.uri.path(), &parts.headers);
@@ -112,16 +113,18 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
         }
         Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
             let form_body = match read_form_body(app, &parts, body).await {
-                Ok(bytes) => bytes,
+                Ok(body) => body,
                 Err(answer) => {
                     record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
                     return answer.into_response();
                 }
             };
             let query = parts.uri.query().unwrap_or_default().as_bytes();
-            let path = form::form_value(&form_body, query, "path").into_owned();
-            let port = form::form_value(&form_body, query, "containerPort").into_owned();
-            let (answer, matched) = decide(app, endpoint, &parts, &path, &port);
+            let form = form_body.as_ref().map_or(&[][..], |b| &b.bytes[..]);
+            let path = form::form_value(form, query, "path").into_owned();
+            let port = form::form_value(form, query, "containerPort").into_owned();
+            let (answer, matched, path, port) =
+                decide_anywhere(app, endpoint, &parts.headers, path, port).await;
             (Cow::Owned(path), Cow::Owned(port), answer, matched)
         }
     };
@@ -146,10 +149,49 @@ async fn handle(app: &App, endpoint: Endpoint, req: Request) -> Response {
 }
 
 /// The answer, and the ID of the intercept that matched.
+/// Inputs larger than this (path and header values) are matched on the
+/// blocking pool, a few at a time: a slow regular expression over a huge
+/// path must not hold an async worker, and `/healthz` with it.
+const HEAVY_INPUT: usize = 64 * 1024;
+
+/// [`decide`], on the request's worker for the usual small inputs, on the
+/// blocking pool for large ones; gives the path and port back.
+async fn decide_anywhere(
+    app: &Arc<App>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    path: Vec<u8>,
+    port: Vec<u8>,
+) -> (Answer, Option<Arc<str>>, Vec<u8>, Vec<u8>) {
+    let input = path.len() + headers.iter().map(|(_, v)| v.len()).sum::<usize>();
+    if input <= HEAVY_INPUT {
+        let (answer, matched) = decide(app, endpoint, headers, &path, &port);
+        return (answer, matched, path, port);
+    }
+    // Queued here, not on the blocking pool, which is shared with the admin API.
+    let Ok(_turn) = app.heavy_decisions.acquire().await else {
+        let answer = app.rules.wire.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "mock server shutting down",
+        );
+        return (answer, None, path, port);
+    };
+    let (app, headers) = (app.clone(), headers.clone());
+    tokio::task::spawn_blocking(move || {
+        let (answer, matched) = decide(&app, endpoint, &headers, &path, &port);
+        (answer, matched, path, port)
+    })
+    .await
+    .unwrap_or_else(|error| {
+        let answer = Answer::go_http_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+        (answer, None, Vec::new(), Vec::new())
+    })
+}
+
 fn decide(
     app: &App,
     endpoint: Endpoint,
-    parts: &Parts,
+    headers: &HeaderMap,
     path: &[u8],
     port: &[u8],
 ) -> (Answer, Option<Arc<str>>) {
@@ -167,7 +209,7 @@ fn decide(
     let decision = intercepts.decide(
         app.side,
         &Query {
-            headers: &parts.headers,
+            headers,
             path,
             container_port,
         },
@@ -183,28 +225,16 @@ fn decide(
     (answer, decision.matched.map(|i| i.id.clone()))
 }
 
-/// The body, when Go would read it as a form; otherwise nothing.
-async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Bytes, Answer> {
+/// The body, when Go would read it as a form; otherwise nothing. The body
+/// (and its share of the server's budget) is held until the answer is made.
+async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Option<ReadBody>, Answer> {
     if !form::has_form_body(&parts.method, &parts.headers) {
-        return Ok(Bytes::new());
+        return Ok(None);
     }
-    let limits = &app.limits;
-    match tokio::time::timeout(
-        limits.read_timeout,
-        axum::body::to_bytes(body, limits.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(_)) => Err(Answer::go_http_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "http: request body too large",
-        )),
-        Err(_) => Err(Answer::go_http_error(
-            StatusCode::REQUEST_TIMEOUT,
-            "http: request body read timeout",
-        )),
-    }
+    body::read(body, &app.limits, &app.body_budget)
+        .await
+        .map(Some)
+        .map_err(|error| Answer::go_http_error(error.status(), &error.to_string()))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -233,7 +263,9 @@ fn record(
         endpoint,
         data: journal::pack(path, port, &parts.headers),
         status: answer.map(|a| a.status),
-        answer: answer.map(|a| a.body.clone()).unwrap_or_default(),
+        answer: answer
+            .map(|a| journal::cut_answer(&a.body))
+            .unwrap_or_default(),
         matched,
         fault,
     });

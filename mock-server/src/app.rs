@@ -7,6 +7,7 @@ use axum::Router;
 use axum::routing::any;
 use parking_lot::Mutex;
 
+use crate::body::BodyBudget;
 use crate::decision::{InterceptSet, InterceptSetError, Side};
 use crate::fault::Faults;
 use crate::intercept::Intercept;
@@ -33,7 +34,14 @@ pub(crate) struct App {
     pub(crate) journal: Journal,
     pub(crate) faults: Faults,
     pub(crate) limits: Limits,
+    /// Body bytes buffered at once, across requests.
+    pub(crate) body_budget: BodyBudget,
+    /// Turns for decisions over large inputs, made on the blocking pool.
+    pub(crate) heavy_decisions: tokio::sync::Semaphore,
 }
+
+/// Decisions over large inputs made at once; the rest wait their turn.
+const HEAVY_DECISIONS_AT_ONCE: usize = 2;
 
 /// What the mock stands in for: a side of a Telepresence release, and the workload.
 #[derive(Clone, Debug)]
@@ -48,7 +56,7 @@ impl App {
     pub(crate) fn new(
         mocked: Mocked,
         intercepts: &[Intercept],
-        journal_capacity: usize,
+        journal: Journal,
         limits: Limits,
     ) -> Result<Self, InterceptSetError> {
         let mut rules = mocked.version.rules();
@@ -64,8 +72,10 @@ impl App {
             workload_ports: mocked.workload_ports,
             intercepts: ArcSwap::from_pointee(set),
             edits: Mutex::new(()),
-            journal: Journal::new(journal_capacity),
+            journal,
             faults: Faults::default(),
+            body_budget: BodyBudget::new(limits.max_body_bytes_in_flight),
+            heavy_decisions: tokio::sync::Semaphore::new(HEAVY_DECISIONS_AT_ONCE),
             limits,
         })
     }
@@ -78,27 +88,47 @@ impl App {
         self.intercepts.load().specs().cloned().collect()
     }
 
-    /// Applies `edit` to the list of intercepts and swaps the result in whole,
-    /// so a request sees either the old set or the new one. Invalid regular
-    /// expressions taken literally are logged for the intercepts `is_new` names.
+    /// Swaps in the set `build` makes from the current one, so that a request
+    /// sees either the old set or the new one. Edits are serialised, so two
+    /// concurrent ones cannot lose one another. Building may take a while
+    /// (thousands of intercepts): call it off the request workers.
     fn edit_intercepts<T>(
         &self,
-        edit: impl FnOnce(&mut Vec<Intercept>) -> T,
+        build: impl FnOnce(&InterceptSet) -> Result<(Option<InterceptSet>, T), InterceptSetError>,
         is_new: impl Fn(&str) -> bool,
     ) -> Result<T, InterceptSetError> {
         let _guard = self.edits.lock();
-        let mut list = self.intercepts();
-        let outcome = edit(&mut list);
-        let set = InterceptSet::new(&list, self.rules, self.workload_ports.as_deref())?;
-        warn_literal_regexes(&set, is_new);
-        self.intercepts.store(Arc::new(set));
+        let current = self.intercepts.load_full();
+        let (next, outcome) = build(&current)?;
+        if let Some(next) = next {
+            warn_literal_regexes(&next, is_new);
+            self.intercepts.store(Arc::new(next));
+        }
         Ok(outcome)
     }
 
-    /// Adds an intercept; its ID must be new.
+    /// Adds an intercept; its ID must be new. Compiles only the new one.
     pub(crate) fn add_intercept(&self, intercept: Intercept) -> Result<(), InterceptSetError> {
         let id = intercept.id.clone();
-        self.edit_intercepts(|list| list.push(intercept), |new| new == id)
+        self.edit_intercepts(
+            |current| {
+                let invalid = |error| InterceptSetError::Invalid {
+                    index: current.len(),
+                    id: intercept.id.clone(),
+                    error,
+                };
+                let added = Arc::new(intercept.compile(&current.rules()).map_err(invalid)?);
+                let mut list = current.compiled().to_vec();
+                list.push(added);
+                let next = InterceptSet::from_compiled(
+                    list,
+                    current.rules(),
+                    self.workload_ports.as_deref(),
+                )?;
+                Ok((Some(next), ()))
+            },
+            |new| new == id,
+        )
     }
 
     /// Replaces every intercept.
@@ -106,16 +136,39 @@ impl App {
         &self,
         intercepts: Vec<Intercept>,
     ) -> Result<(), InterceptSetError> {
-        self.edit_intercepts(|list| *list = intercepts, |_| true)
+        self.edit_intercepts(
+            |current| {
+                let next = InterceptSet::new(
+                    &intercepts,
+                    current.rules(),
+                    self.workload_ports.as_deref(),
+                )?;
+                Ok((Some(next), ()))
+            },
+            |_| true,
+        )
     }
 
-    /// Removes the intercept with this ID; `false` if there was none.
+    /// Removes the intercept with this ID; `false` if there was none (then
+    /// nothing is rebuilt).
     pub(crate) fn remove_intercept(&self, id: &str) -> Result<bool, InterceptSetError> {
         self.edit_intercepts(
-            |list| {
-                let before = list.len();
-                list.retain(|i| i.id != id);
-                before != list.len()
+            |current| {
+                if !current.contains(id) {
+                    return Ok((None, false));
+                }
+                let list: Vec<_> = current
+                    .compiled()
+                    .iter()
+                    .filter(|i| &*i.id != id)
+                    .cloned()
+                    .collect();
+                let next = InterceptSet::from_compiled(
+                    list,
+                    current.rules(),
+                    self.workload_ports.as_deref(),
+                )?;
+                Ok((Some(next), true))
             },
             |_| false,
         )

@@ -16,7 +16,7 @@ use crate::config::{
 use crate::decision::Side;
 use crate::harness::{MockServer, MockServerBuilder};
 use crate::intercept::{DEFAULT_CONTAINER_PORT, Intercept};
-use crate::journal::DEFAULT_JOURNAL_CAPACITY;
+use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY};
 use crate::limits::Limits;
 use crate::version::TelepresenceVersion;
 use crate::wire::Wire;
@@ -122,18 +122,19 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOURNAL_CAPACITY)]
     pub journal_capacity: usize,
 
+    /// How many bytes the journal keeps (0 turns it off); the oldest entries
+    /// make room beyond it
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOURNAL_BYTES)]
+    pub journal_bytes: usize,
+
     /// Do not serve the /_mock/ admin API
     #[arg(long)]
     pub no_admin: bool,
 
-    /// Token the admin API requires (Authorization: Bearer TOKEN). Listening
-    /// beyond loopback without one, a token is generated and logged
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "TELEPRESENCE_MOCK_ADMIN_TOKEN",
-        hide_env_values = true
-    )]
+    /// Token the admin API requires (Authorization: Bearer TOKEN); also read
+    /// from $TELEPRESENCE_MOCK_ADMIN_TOKEN. Listening beyond loopback without
+    /// one, a token is generated and logged
+    #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
 
     /// Serve the admin API without a token even beyond loopback (anyone who
@@ -149,9 +150,15 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_headers, help_heading = "Limits")]
     pub max_headers: usize,
 
-    /// Largest form body read for path and containerPort; beyond it, 413
+    /// Largest request body (a form body read for path and containerPort, an
+    /// admin request); beyond it, 413
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_body_bytes, help_heading = "Limits")]
     pub max_body_bytes: usize,
+
+    /// Body bytes buffered at once across all requests; a body that finds no
+    /// room waits for it, up to the read timeout, then gets 503
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_body_bytes_in_flight, help_heading = "Limits")]
+    pub max_body_bytes_in_flight: usize,
 
     /// Time allowed to send a request's headers (then the connection is
     /// closed) and its form body (then 408), e.g. 10s or 500ms
@@ -221,7 +228,33 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
+/// The environment variable that may hold the admin token.
+pub const ADMIN_TOKEN_ENV: &str = "TELEPRESENCE_MOCK_ADMIN_TOKEN";
+
 impl Args {
+    /// The token given with `--admin-token` or in [`ADMIN_TOKEN_ENV`], each
+    /// refusal naming where the token came from.
+    fn given_admin_token(&self) -> Result<Option<String>, ConfigError> {
+        let (token, origin) = match (&self.admin_token, std::env::var(ADMIN_TOKEN_ENV)) {
+            (Some(token), _) => (token.clone(), "--admin-token"),
+            (None, Ok(token)) => (token, ADMIN_TOKEN_ENV),
+            (None, Err(_)) => return Ok(None),
+        };
+        let refuse = |reason: &str| {
+            Err(ConfigError::invalid(
+                &ConfigOrigin::CommandLine,
+                format!("{origin}: {reason}"),
+            ))
+        };
+        if token.is_empty() {
+            return refuse("the admin token must not be empty");
+        }
+        if self.no_admin_auth {
+            return refuse("a token and --no-admin-auth contradict each other; drop one");
+        }
+        Ok(Some(token))
+    }
+
     fn describes_an_intercept(&self) -> bool {
         self.intercept_id.is_some()
             || self.container_port.is_some()
@@ -294,23 +327,18 @@ impl Args {
         let address = resolve_listen(&listen).map_err(|e| {
             ConfigError::invalid(&ConfigOrigin::CommandLine, format!("listen: {e}"))
         })?;
-        let token = match (&self.admin_token, self.no_admin_auth) {
-            (Some(token), _) if token.is_empty() => {
-                return Err(ConfigError::invalid(
-                    &ConfigOrigin::CommandLine,
-                    "admin token: must not be empty",
-                ));
-            }
-            (Some(token), _) => Some(token.clone()),
-            (None, false) if !address.ip().is_loopback() => {
+        let token = match self.given_admin_token()? {
+            Some(token) => Some(token),
+            None if !self.no_admin_auth && !address.ip().is_loopback() => {
                 Some(uuid::Uuid::new_v4().simple().to_string())
             }
-            (None, _) => None,
+            None => None,
         };
         let limits = Limits {
             max_header_bytes: self.max_header_bytes,
             max_headers: self.max_headers,
             max_body_bytes: self.max_body_bytes,
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight,
             read_timeout: self.read_timeout,
             max_connections: self.max_connections,
         };
@@ -321,6 +349,7 @@ impl Args {
             .telepresence_version(version)
             .intercepts(intercepts.clone())
             .journal_capacity(self.journal_capacity)
+            .journal_bytes(self.journal_bytes)
             .admin(!self.no_admin);
         if let Some(token) = token {
             builder = builder.admin_token(token);
@@ -375,7 +404,15 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        announce(&server, args.admin_token.is_none());
+        let token_given = args.admin_token.is_some() || std::env::var_os(ADMIN_TOKEN_ENV).is_some();
+        announce(&server, !token_given);
+        if args.no_admin_auth && server.has_admin_api() && !server.address().ip().is_loopback() {
+            tracing::warn!(
+                "--no-admin-auth: the admin API at {}/_mock/ is open to anyone who reaches the port; \
+                 they can change every answer",
+                server.url()
+            );
+        }
         if args.print_env {
             let mut stdout = std::io::stdout().lock();
             let _ = write!(stdout, "{}", server.env());
@@ -398,6 +435,9 @@ fn init_logging(level: tracing::Level) {
         .init();
 }
 
+/// Intercepts the start-up line lists; it counts the others.
+const LISTED_AT_START: usize = 10;
+
 /// The one start-up line: where it listens and every intercept. A generated
 /// admin token is shown, since nobody else knows it; a given one is not.
 fn announce(server: &MockServer, token_generated: bool) {
@@ -405,8 +445,21 @@ fn announce(server: &MockServer, token_generated: bool) {
     let summary = if intercepts.is_empty() {
         "no intercepts".to_owned()
     } else {
-        let list: Vec<String> = intercepts.iter().map(|i| format!("[{i}]")).collect();
-        format!("intercepts: {}", list.join(", "))
+        let list: Vec<String> = intercepts
+            .iter()
+            .take(LISTED_AT_START)
+            .map(|i| format!("[{i}]"))
+            .collect();
+        let more = intercepts.len().saturating_sub(LISTED_AT_START);
+        if more == 0 {
+            format!("intercepts: {}", list.join(", "))
+        } else {
+            format!(
+                "{} intercepts: {}, and {more} more (GET /_mock/intercepts lists them all)",
+                intercepts.len(),
+                list.join(", ")
+            )
+        }
     };
     let admin = match (server.has_admin_api(), server.admin_token()) {
         (false, _) => "no admin API".to_owned(),

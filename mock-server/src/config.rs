@@ -120,6 +120,7 @@ impl ConfigFile {
 
     /// Parses and checks YAML (or JSON) text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &ConfigOrigin) -> Result<Self, ConfigError> {
+        check_nesting(text).map_err(|e| ConfigError::invalid(origin, e))?;
         // An empty document (or one with only comments) is an empty configuration.
         let config: Option<Self> =
             serde_norway::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?;
@@ -141,6 +142,70 @@ impl ConfigFile {
         }
         Ok(())
     }
+}
+
+/// How deeply a configuration may nest (the schema needs four levels).
+const MAX_NESTING: usize = 64;
+
+/// Refuses text nested deeper than [`MAX_NESTING`], by flow brackets or by
+/// indentation, before the YAML parser meets it: its time grows with the
+/// square of the depth.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let mut flow = 0usize;
+    let mut indents: Vec<usize> = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let content = line.trim_start_matches(' ');
+        if flow == 0 && !content.is_empty() && !content.starts_with('#') {
+            let indent = line.len() - content.len();
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            // A block sequence item opens one more level on the same line.
+            let items = content.split(' ').take_while(|word| *word == "-").count();
+            if indents.len() + items > MAX_NESTING {
+                return Err(format!(
+                    "line {}: nested deeper than {MAX_NESTING} levels",
+                    number + 1
+                ));
+            }
+        }
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        let mut chars = content.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some('"'), '\\') => {
+                    chars.next();
+                }
+                (Some(q), c) if c == q => {
+                    if q == '\'' && chars.peek() == Some(&'\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                }
+                (Some(_), _) => {}
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '"' | '\'') if previous.is_whitespace() || "[{,:".contains(previous) => {
+                    quote = Some(c);
+                }
+                (None, '[' | '{') => {
+                    flow += 1;
+                    if flow > MAX_NESTING {
+                        return Err(format!(
+                            "line {}: nested deeper than {MAX_NESTING} levels",
+                            number + 1
+                        ));
+                    }
+                }
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves `host:port` to the first address it names.
@@ -272,6 +337,30 @@ intercepts:
                 "{yaml:?}\n  gave {err}\n  wanted {expected}"
             );
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let flow = format!("intercepts: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = parse(&flow).unwrap_err();
+        assert!(
+            err.contains("line 1: nested deeper than 64 levels"),
+            "{err}"
+        );
+        let mut block = String::from("intercepts:\n");
+        for depth in 1..=2000 {
+            block.push_str(&format!("{}- \n", "  ".repeat(depth)));
+        }
+        let err = parse(&block).unwrap_err();
+        assert!(err.contains("nested deeper than 64 levels"), "{err}");
+        // Brackets in strings and comments do not count.
+        let quoted = format!(
+            "intercepts:\n  - id: \"{}\"\n    headers: {{x: '{}'}} # {}\n",
+            "[".repeat(200),
+            "{".repeat(200),
+            "[".repeat(200)
+        );
+        assert!(parse(&quoted).is_ok(), "{:?}", parse(&quoted));
     }
 
     #[test]

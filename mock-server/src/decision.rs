@@ -103,8 +103,9 @@ impl<'a> Decision<'a> {
 /// both sides.
 #[derive(Clone, Debug)]
 pub(crate) struct InterceptSet {
-    /// In declaration order.
-    intercepts: Vec<CompiledIntercept>,
+    /// In declaration order; shared with the sets that edits derive from
+    /// this one, so that an edit compiles only what it adds.
+    intercepts: Vec<Arc<CompiledIntercept>>,
     /// The client side's lookup, by exact ID.
     by_id: HashMap<Arc<str>, usize>,
     /// The workload's ports in agent-configuration order, each with its
@@ -188,37 +189,56 @@ impl InterceptSet {
         rules: Rules,
         workload_ports: Option<&[u16]>,
     ) -> Result<Self, InterceptSetError> {
-        if let Some(ports) = workload_ports {
-            check_workload_ports(ports)?;
-        }
-        let mut compiled: Vec<CompiledIntercept> = Vec::with_capacity(intercepts.len());
-        let mut by_id: HashMap<Arc<str>, usize> = HashMap::with_capacity(intercepts.len());
-        for (index, intercept) in intercepts.iter().enumerate() {
-            let invalid = |error| InterceptSetError::Invalid {
-                index,
-                id: intercept.id.clone(),
-                error,
-            };
-            let intercept_compiled = intercept.compile(&rules).map_err(invalid)?;
-            if let Some(&first) = by_id.get(intercept.id.as_str()) {
+        let compiled = intercepts
+            .iter()
+            .enumerate()
+            .map(|(index, intercept)| {
+                intercept.compile(&rules).map(Arc::new).map_err(|error| {
+                    InterceptSetError::Invalid {
+                        index,
+                        id: intercept.id.clone(),
+                        error,
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_compiled(compiled, rules, workload_ports)
+    }
+
+    /// A set of intercepts compiled under `rules`: checks the IDs and the
+    /// ports and builds the indexes, in O(n log n).
+    pub(crate) fn from_compiled(
+        compiled: Vec<Arc<CompiledIntercept>>,
+        rules: Rules,
+        workload_ports: Option<&[u16]>,
+    ) -> Result<Self, InterceptSetError> {
+        let declared: Option<HashSet<u16>> = match workload_ports {
+            Some(ports) => {
+                check_workload_ports(ports)?;
+                Some(ports.iter().copied().collect())
+            }
+            None => None,
+        };
+        let mut by_id: HashMap<Arc<str>, usize> = HashMap::with_capacity(compiled.len());
+        for (index, intercept) in compiled.iter().enumerate() {
+            if let Some(&first) = by_id.get(&intercept.id) {
                 return Err(InterceptSetError::DuplicateId {
                     index,
-                    id: intercept.id.clone(),
+                    id: intercept.spec.id.clone(),
                     first,
                 });
             }
-            if let Some(ports) = workload_ports
-                && !ports.contains(&intercept.container_port)
+            if let (Some(declared), Some(ports)) = (&declared, workload_ports)
+                && !declared.contains(&intercept.spec.container_port)
             {
                 return Err(InterceptSetError::UnknownPort {
                     index,
-                    id: intercept.id.clone(),
-                    port: intercept.container_port,
+                    id: intercept.spec.id.clone(),
+                    port: intercept.spec.container_port,
                     ports: ports.to_vec(),
                 });
             }
-            by_id.insert(intercept_compiled.id.clone(), index);
-            compiled.push(intercept_compiled);
+            by_id.insert(intercept.id.clone(), index);
         }
         let ports: Vec<u16> = match workload_ports {
             Some(ports) => ports.to_vec(),
@@ -264,6 +284,26 @@ impl InterceptSet {
         self.intercepts.iter().map(|i| &i.spec)
     }
 
+    /// The compiled intercepts, in declaration order.
+    pub(crate) fn compiled(&self) -> &[Arc<CompiledIntercept>] {
+        &self.intercepts
+    }
+
+    /// How many intercepts it has.
+    pub(crate) fn len(&self) -> usize {
+        self.intercepts.len()
+    }
+
+    /// Whether an intercept has this ID.
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// The rules it was built with.
+    pub(crate) fn rules(&self) -> Rules {
+        self.rules
+    }
+
     /// The intercept with this ID.
     pub(crate) fn get(&self, id: &str) -> Option<&Intercept> {
         self.by_id.get(id).map(|&i| &self.intercepts[i].spec)
@@ -298,7 +338,7 @@ impl InterceptSet {
 
     fn by_caller(&self, caller: &[u8]) -> Option<&CompiledIntercept> {
         let caller = std::str::from_utf8(caller).ok()?;
-        self.by_id.get(caller).map(|&i| &self.intercepts[i])
+        self.by_id.get(caller).map(|&i| &*self.intercepts[i])
     }
 
     /// The workstation knows only the caller's own intercept; the container
@@ -337,7 +377,7 @@ impl InterceptSet {
         target
             .candidates
             .iter()
-            .map(|&i| &self.intercepts[i])
+            .map(|&i| &*self.intercepts[i])
             .find(|i| i.matches(query.headers, query.path))
     }
 }

@@ -176,8 +176,23 @@ impl Fault {
         {
             return Err(format!("fraction: {f} is not in 0..=1"));
         }
+        if self.times == Some(0) {
+            return Err(
+                "times: 0 would fault no request; give at least 1, or leave it out to fault every request"
+                    .into(),
+            );
+        }
         if let Some(bad) = self.endpoints.iter().find(|e| !e.starts_with('/')) {
             return Err(format!("endpoints: `{bad}` does not start with `/`"));
+        }
+        if let Some(admin) = self
+            .endpoints
+            .iter()
+            .find(|e| *e == "/_mock" || e.starts_with("/_mock/"))
+        {
+            return Err(format!(
+                "endpoints: `{admin}` is the admin API, which faults never touch"
+            ));
         }
         if let Some(condition) = &self.when_header
             && HeaderName::from_bytes(condition.name.as_bytes()).is_err()
@@ -424,6 +439,9 @@ mod tests {
             ),
             (Fault::status(500).fraction(1.5), "fraction"),
             (Fault::close().endpoint("healthz"), "endpoints"),
+            (Fault::status(500).times(0), "times: 0"),
+            (Fault::status(500).endpoint("/_mock/faults"), "admin API"),
+            (Fault::status(500).endpoint("/_mock"), "admin API"),
         ];
         for (fault, word) in cases {
             let err = fault.validate().unwrap_err();

@@ -11,7 +11,7 @@ use crate::app::{self, AdminAccess, App, Mocked};
 use crate::decision::{InterceptSetError, Side};
 use crate::fault::{ActiveFault, Fault};
 use crate::intercept::{Intercept, InterceptError};
-use crate::journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
+use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal, JournalEntry};
 use crate::limits::Limits;
 use crate::serve;
 use crate::version::{Rules, TelepresenceVersion};
@@ -92,6 +92,7 @@ pub struct MockServerBuilder {
     workload_ports: Option<Vec<u16>>,
     intercepts: Vec<Intercept>,
     journal_capacity: usize,
+    journal_bytes: usize,
     admin: bool,
     admin_token: Option<String>,
     limits: Limits,
@@ -107,6 +108,7 @@ impl Default for MockServerBuilder {
             workload_ports: None,
             intercepts: Vec::new(),
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
+            journal_bytes: DEFAULT_JOURNAL_BYTES,
             admin: true,
             admin_token: None,
             limits: Limits::default(),
@@ -188,6 +190,13 @@ impl MockServerBuilder {
         self
     }
 
+    /// How many bytes the journal keeps (default 32 MiB; 0 turns it off):
+    /// the oldest entries make room for new ones beyond it.
+    pub fn journal_bytes(mut self, bytes: usize) -> Self {
+        self.journal_bytes = bytes;
+        self
+    }
+
     /// Serves the `/_mock/` admin API over HTTP (default on). The methods of
     /// [`MockServer`] work either way.
     pub fn admin(mut self, enabled: bool) -> Self {
@@ -226,7 +235,7 @@ impl MockServerBuilder {
         let app = App::new(
             mocked,
             &self.intercepts,
-            self.journal_capacity,
+            Journal::new(self.journal_capacity, self.journal_bytes),
             self.limits.clone(),
         )?;
         let address = config::resolve_listen(&self.listen).map_err(|message| Error::Bind {

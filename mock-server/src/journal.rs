@@ -1,7 +1,11 @@
 //! The request journal: what every API request asked and what it got back.
 //!
-//! It is a ring buffer: when it is full the oldest entry makes room, so a
-//! server under hours of load keeps a bounded amount of memory.
+//! It is a ring buffer bounded twice: by entries and by bytes. When either is
+//! reached the oldest entries make room, so a server under hours of load, or
+//! under clients that send megabytes per request, keeps a bounded amount of
+//! memory. Each entry is kept small: a value longer than
+//! [`JOURNAL_VALUE_LIMIT`] is cut, with a marker giving its length, and an
+//! entry keeps at most [`JOURNAL_ENTRY_LIMIT`] bytes of headers.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -17,6 +21,16 @@ use crate::decision::CALLER_INTERCEPT_ID_HEADER;
 
 /// How many entries the journal keeps unless told otherwise.
 pub const DEFAULT_JOURNAL_CAPACITY: usize = 10_000;
+/// How many bytes the journal keeps unless told otherwise.
+pub const DEFAULT_JOURNAL_BYTES: usize = 32 << 20;
+/// The longest value (path, header name or value, answer) an entry keeps
+/// whole; longer ones are cut and end with `…[truncated: N bytes]`.
+pub const JOURNAL_VALUE_LIMIT: usize = 4096;
+/// The most bytes of path, port and headers one entry keeps; headers beyond
+/// it are summed up in one last pseudo-header `…`.
+pub const JOURNAL_ENTRY_LIMIT: usize = 64 * 1024;
+/// What an entry costs besides its variable parts, in bytes (an estimate).
+const ENTRY_OVERHEAD: usize = 160;
 
 /// One request to a Telepresence endpoint (or to an unknown path outside the
 /// admin API) and its answer.
@@ -86,27 +100,73 @@ pub(crate) struct RawEntry {
     pub(crate) fault: Option<String>,
 }
 
-/// Packs the variable parts of a request into one allocation.
+/// Packs the variable parts of a request into one allocation, each value
+/// cut to [`JOURNAL_VALUE_LIMIT`], the whole to about [`JOURNAL_ENTRY_LIMIT`].
 pub(crate) fn pack(path: &[u8], container_port: &[u8], headers: &HeaderMap) -> Box<[u8]> {
-    let size = 8
-        + path.len()
-        + container_port.len()
-        + headers
-            .iter()
-            .map(|(n, v)| 8 + n.as_str().len() + v.len())
-            .sum::<usize>();
-    let mut data = Vec::with_capacity(size);
-    let mut push = |bytes: &[u8]| {
-        data.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        data.extend_from_slice(bytes);
-    };
-    push(path);
-    push(container_port);
+    let kept = |bytes: &[u8]| 4 + bytes.len().min(JOURNAL_VALUE_LIMIT) + MARKER_ROOM;
+    let mut size = kept(path) + kept(container_port);
+    let mut whole = 0;
     for (name, value) in headers {
-        push(name.as_str().as_bytes());
-        push(value.as_bytes());
+        let more = kept(name.as_str().as_bytes()) + kept(value.as_bytes());
+        if size + more > JOURNAL_ENTRY_LIMIT {
+            break;
+        }
+        size += more;
+        whole += 1;
+    }
+    let mut data = Vec::with_capacity(size + 2 * (4 + MARKER_ROOM));
+    push_cut(&mut data, path);
+    push_cut(&mut data, container_port);
+    for (name, value) in headers.iter().take(whole) {
+        push_cut(&mut data, name.as_str().as_bytes());
+        push_cut(&mut data, value.as_bytes());
+    }
+    let left = headers.len() - whole;
+    if left > 0 {
+        let bytes: usize = headers
+            .iter()
+            .skip(whole)
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum();
+        push_field(&mut data, "…".as_bytes());
+        push_field(
+            &mut data,
+            format!("[{left} more headers, {bytes} bytes, not kept]").as_bytes(),
+        );
     }
     data.into_boxed_slice()
+}
+
+/// Room for `…[truncated: N bytes]` after a cut value.
+const MARKER_ROOM: usize = 40;
+
+fn push_field(data: &mut Vec<u8>, bytes: &[u8]) {
+    data.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    data.extend_from_slice(bytes);
+}
+
+/// Pushes `bytes`, or its first [`JOURNAL_VALUE_LIMIT`] bytes and a marker
+/// with its length.
+fn push_cut(data: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() <= JOURNAL_VALUE_LIMIT {
+        push_field(data, bytes);
+        return;
+    }
+    let marker = format!("…[truncated: {} bytes]", bytes.len());
+    let kept = &bytes[..JOURNAL_VALUE_LIMIT];
+    data.extend_from_slice(&((kept.len() + marker.len()) as u32).to_le_bytes());
+    data.extend_from_slice(kept);
+    data.extend_from_slice(marker.as_bytes());
+}
+
+/// An answer's body as kept: cut like any value.
+pub(crate) fn cut_answer(body: &Bytes) -> Bytes {
+    if body.len() <= JOURNAL_VALUE_LIMIT {
+        return body.clone();
+    }
+    let mut kept = body.slice(..JOURNAL_VALUE_LIMIT).to_vec();
+    kept.extend_from_slice(format!("…[truncated: {} bytes]", body.len()).as_bytes());
+    Bytes::from(kept)
 }
 
 /// The fields [`pack`] wrote, in order.
@@ -120,6 +180,18 @@ fn unpack(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 impl RawEntry {
+    /// What it costs to keep, in bytes (an estimate that errs high).
+    fn size(&self) -> usize {
+        ENTRY_OVERHEAD
+            + self.data.len()
+            + self.answer.len()
+            + match &self.endpoint {
+                Cow::Borrowed(_) => 0,
+                Cow::Owned(endpoint) => endpoint.len(),
+            }
+            + self.fault.as_ref().map_or(0, String::len)
+    }
+
     fn to_entry(&self, seq: u64) -> JournalEntry {
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let mut fields = unpack(&self.data);
@@ -156,6 +228,7 @@ impl RawEntry {
 #[derive(Debug)]
 pub(crate) struct Journal {
     capacity: usize,
+    budget: usize,
     state: Mutex<Ring>,
 }
 
@@ -163,17 +236,38 @@ pub(crate) struct Journal {
 struct Ring {
     entries: VecDeque<(u64, RawEntry)>,
     next_seq: u64,
+    /// What the entries cost, by [`RawEntry::size`].
+    bytes: usize,
+}
+
+/// One page of the journal, oldest first.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) entries: Vec<JournalEntry>,
+    /// Whether entries after the last one of the page match too.
+    pub(crate) more: bool,
 }
 
 impl Journal {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A journal of at most `capacity` entries and `budget` bytes.
+    pub(crate) fn new(capacity: usize, budget: usize) -> Self {
         Self {
             capacity,
+            budget,
             state: Mutex::new(Ring {
                 entries: VecDeque::with_capacity(capacity.min(1024)),
                 next_seq: 1,
+                bytes: 0,
             }),
         }
+    }
+
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.state.lock().bytes
     }
 
     pub(crate) fn is_enabled(&self) -> bool {
@@ -190,35 +284,70 @@ impl Journal {
             .map_or(0, |d| d.as_millis() as u64)
     }
 
-    /// Appends an entry, numbering it; evicts the oldest when full.
+    /// Appends an entry, numbering it; evicts the oldest while the journal
+    /// is over its count or its bytes.
     pub(crate) fn record(&self, entry: RawEntry) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || self.budget == 0 {
             return;
         }
-        let evicted = {
+        let size = entry.size();
+        let mut evicted = Vec::new();
+        {
             let mut ring = self.state.lock();
             let seq = ring.next_seq;
             ring.next_seq += 1;
-            let evicted = if ring.entries.len() == self.capacity {
-                ring.entries.pop_front()
-            } else {
-                None
-            };
+            while !ring.entries.is_empty()
+                && (ring.entries.len() >= self.capacity || ring.bytes + size > self.budget)
+            {
+                if let Some((_, old)) = ring.entries.pop_front() {
+                    ring.bytes -= old.size();
+                    evicted.push(old);
+                }
+            }
+            ring.bytes += size;
             ring.entries.push_back((seq, entry));
-            evicted
-        };
+        }
         // Freed outside the lock.
         drop(evicted);
     }
 
-    /// The entries with a sequence number above `after`, oldest first.
-    pub(crate) fn entries_after(&self, after: u64) -> Vec<JournalEntry> {
-        let raw: Vec<(u64, RawEntry)> = {
+    /// The entries with a sequence number above `after` (and for `endpoint`
+    /// when given), oldest first: at most `limit` of them and about
+    /// `max_bytes`, at least one when any matches.
+    pub(crate) fn page(
+        &self,
+        after: u64,
+        endpoint: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Page {
+        let mut raw: Vec<(u64, RawEntry)> = Vec::new();
+        let mut more = false;
+        {
             let ring = self.state.lock();
             let start = ring.entries.partition_point(|(seq, _)| *seq <= after);
-            ring.entries.range(start..).cloned().collect()
-        };
-        raw.iter().map(|(seq, e)| e.to_entry(*seq)).collect()
+            let mut bytes = 0;
+            for (seq, entry) in ring.entries.range(start..) {
+                if endpoint.is_some_and(|e| e != entry.endpoint) {
+                    continue;
+                }
+                if raw.len() == limit || (!raw.is_empty() && bytes + entry.size() > max_bytes) {
+                    more = true;
+                    break;
+                }
+                bytes += entry.size();
+                raw.push((*seq, entry.clone()));
+            }
+        }
+        Page {
+            entries: raw.iter().map(|(seq, e)| e.to_entry(*seq)).collect(),
+            more,
+        }
+    }
+
+    /// The entries with a sequence number above `after`, oldest first.
+    pub(crate) fn entries_after(&self, after: u64) -> Vec<JournalEntry> {
+        self.page(after, None, usize::MAX, usize::MAX).entries
     }
 
     /// Every entry, oldest first.
@@ -231,7 +360,9 @@ impl Journal {
     }
 
     pub(crate) fn clear(&self) {
-        self.state.lock().entries.clear();
+        let mut ring = self.state.lock();
+        ring.entries.clear();
+        ring.bytes = 0;
     }
 }
 
@@ -258,7 +389,7 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_entries_up_to_its_capacity() {
-        let journal = Journal::new(3);
+        let journal = Journal::new(3, DEFAULT_JOURNAL_BYTES);
         for i in 0..5 {
             journal.record(entry(&format!("/{i}")));
         }
@@ -279,7 +410,7 @@ mod tests {
 
     #[test]
     fn entries_read_as_text() {
-        let journal = Journal::new(1);
+        let journal = Journal::new(1, DEFAULT_JOURNAL_BYTES);
         journal.record(entry("/consume-here"));
         let e = &journal.entries()[0];
         assert_eq!(
@@ -296,7 +427,7 @@ mod tests {
 
     #[test]
     fn a_zero_capacity_journal_records_nothing() {
-        let journal = Journal::new(0);
+        let journal = Journal::new(0, DEFAULT_JOURNAL_BYTES);
         journal.record(entry("/"));
         assert!(!journal.is_enabled());
         assert!(journal.entries().is_empty());
@@ -304,10 +435,111 @@ mod tests {
 
     #[test]
     fn header_lookup_ignores_case() {
-        let journal = Journal::new(1);
+        let journal = Journal::new(1, DEFAULT_JOURNAL_BYTES);
         journal.record(entry("/"));
         let e = &journal.entries()[0];
         assert_eq!(e.header("X-A"), Some("1"));
         assert_eq!(e.header("x-b"), None);
+    }
+
+    fn big_entry(path_len: usize, headers: usize, value_len: usize) -> RawEntry {
+        let mut map = HeaderMap::new();
+        for n in 0..headers {
+            map.append(
+                http::HeaderName::from_bytes(format!("x-h{n}").as_bytes()).unwrap(),
+                "v".repeat(value_len).parse().unwrap(),
+            );
+        }
+        RawEntry {
+            unix_ms: 0,
+            connection: 1,
+            method: Method::POST,
+            endpoint: Cow::Borrowed("/intercept-info"),
+            data: pack(&vec![b'p'; path_len], b"", &map),
+            status: Some(StatusCode::OK),
+            answer: cut_answer(&Bytes::from(vec![b'a'; path_len])),
+            matched: None,
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_with_their_length() {
+        let journal = Journal::new(10, DEFAULT_JOURNAL_BYTES);
+        journal.record(big_entry(9 << 20, 1, 10_000));
+        let e = &journal.entries()[0];
+        let marker = format!("…[truncated: {} bytes]", 9 << 20);
+        assert!(
+            e.path.ends_with(&marker) && e.path.starts_with("ppp"),
+            "{}",
+            &e.path[..20]
+        );
+        assert_eq!(e.path.len(), JOURNAL_VALUE_LIMIT + marker.len());
+        assert!(e.answer.ends_with(&marker));
+        assert!(e.headers[0].1.ends_with("…[truncated: 10000 bytes]"));
+        assert!(
+            journal.bytes() < 3 * JOURNAL_VALUE_LIMIT + 1024,
+            "{}",
+            journal.bytes()
+        );
+    }
+
+    #[test]
+    fn an_entry_keeps_a_bounded_share_of_many_headers() {
+        let journal = Journal::new(10, DEFAULT_JOURNAL_BYTES);
+        journal.record(big_entry(1, 5000, 100));
+        let e = &journal.entries()[0];
+        let (name, value) = e.headers.last().unwrap();
+        assert_eq!(name, "…");
+        assert!(
+            value.ends_with("more headers, ") || value.contains("more headers"),
+            "{value}"
+        );
+        assert!(e.headers.len() < 600, "{}", e.headers.len());
+        assert!(
+            journal.bytes() <= JOURNAL_ENTRY_LIMIT + 2 * JOURNAL_VALUE_LIMIT,
+            "{}",
+            journal.bytes()
+        );
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest() {
+        let budget = 64 * 1024;
+        let journal = Journal::new(1000, budget);
+        for _ in 0..100 {
+            journal.record(big_entry(8000, 2, 1000));
+            assert!(journal.bytes() <= budget, "{}", journal.bytes());
+        }
+        let kept = journal.len();
+        assert!(kept > 1 && kept < 100, "{kept}");
+        assert_eq!(
+            journal.entries().last().unwrap().seq,
+            100,
+            "the newest stay"
+        );
+    }
+
+    #[test]
+    fn pages_are_bounded_by_count_and_bytes() {
+        let journal = Journal::new(1000, DEFAULT_JOURNAL_BYTES);
+        for i in 0..10 {
+            journal.record(entry(if i % 2 == 0 { "/a" } else { "/b" }));
+        }
+        let page = journal.page(0, None, 4, usize::MAX);
+        assert_eq!(
+            page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert!(page.more);
+        let page = journal.page(4, Some("/a"), 10, usize::MAX);
+        assert_eq!(
+            page.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [5, 7, 9]
+        );
+        assert!(!page.more);
+        let one = journal.page(0, None, 10, 1);
+        assert_eq!(one.entries.len(), 1, "at least one entry per page");
+        assert!(one.more);
     }
 }

@@ -53,6 +53,7 @@
 mod admin;
 mod api;
 mod app;
+mod body;
 pub mod cli;
 mod config;
 mod decision;
@@ -89,8 +90,11 @@ pub use decision::{CALLER_INTERCEPT_ID_HEADER, InterceptSetError, Side};
 pub use fault::{API_ENDPOINTS, ActiveFault, Fault, HeaderEquals};
 pub use harness::{ConsumerEnv, Error, MockServer, MockServerBuilder};
 pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError};
-pub use journal::{DEFAULT_JOURNAL_CAPACITY, JournalEntry};
-pub use limits::Limits;
+pub use journal::{
+    DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, JOURNAL_ENTRY_LIMIT, JOURNAL_VALUE_LIMIT,
+    JournalEntry,
+};
+pub use limits::{DEFAULT_MAX_HEADERS, Limits};
 pub use version::{
     CandidateOrder, InvalidRegex, PathFilters, PortChoice, Rules, TelepresenceVersion, VersionError,
 };

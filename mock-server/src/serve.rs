@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
-use crate::limits::{DEFAULT_MAX_HEADERS, Limits, MIN_HEADER_BYTES};
+use crate::limits::{Limits, MIN_HEADER_BYTES};
 
 /// How long shutdown waits for requests in flight before it gives up on them.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -49,10 +49,11 @@ pub(crate) async fn serve(
     let mut accepted: u64 = 0;
     http.timer(TokioTimer::new())
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
-        .header_read_timeout(limits.read_timeout);
-    if limits.max_headers != DEFAULT_MAX_HEADERS {
-        http.max_headers(limits.max_headers);
-    }
+        .header_read_timeout(limits.read_timeout)
+        // A client may shut down its write side once its request is sent
+        // (scripts, some proxies); Go's server still answers it, so must we.
+        .half_close(true);
+    http.max_headers(limits.max_headers.max(1));
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {

@@ -324,7 +324,10 @@ async fn the_journal_is_bounded() {
     let paths: Vec<String> = server.journal().into_iter().map(|e| e.path).collect();
     assert_eq!(paths, ["15", "16", "17", "18", "19"]);
     let status = ask(&server.url(), "/_mock/").send().await.json();
-    assert_eq!(status["journal"], json!({"capacity": 5, "entries": 5}));
+    assert_eq!(status["journal"]["capacity"], 5);
+    assert_eq!(status["journal"]["entries"], 5);
+    assert_eq!(status["journal"]["budget_bytes"], 32 << 20);
+    assert!(status["journal"]["bytes"].as_u64().unwrap() < 5 * 1024);
 }
 
 #[tokio::test]

@@ -438,3 +438,58 @@ async fn beyond_loopback_the_admin_api_needs_a_token() {
     let url = format!("http://127.0.0.1:{}", server.env[0].1);
     assert_eq!(ask(&url, "/_mock/").send().await.status, 200);
 }
+
+/// The admin token from the environment is checked like the flag's, and
+/// every refusal names where the token came from.
+#[tokio::test]
+async fn the_admin_tokens_origin_is_named() {
+    let mut empty = command(&[]);
+    empty.env("TELEPRESENCE_MOCK_ADMIN_TOKEN", "");
+    let (code, stderr) = run_command(empty).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("TELEPRESENCE_MOCK_ADMIN_TOKEN: the admin token must not be empty"),
+        "{stderr}"
+    );
+    let mut both = command(&["--no-admin-auth"]);
+    both.env("TELEPRESENCE_MOCK_ADMIN_TOKEN", "t0ken");
+    let (code, stderr) = run_command(both).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains(
+            "TELEPRESENCE_MOCK_ADMIN_TOKEN: a token and --no-admin-auth contradict each other"
+        ),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["--admin-token", ""]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("--admin-token: the admin token must not be empty"),
+        "{stderr}"
+    );
+}
+
+/// An admin API opened beyond loopback on purpose is said so at start.
+#[tokio::test]
+async fn no_admin_auth_beyond_loopback_is_warned_about() {
+    let server = start_command(command(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--print-env",
+        "--no-admin-auth",
+    ]))
+    .await;
+    let (_, stderr) = server.stop("-TERM").await;
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("WARN"))
+        .unwrap_or_else(|| panic!("a warning:\n{stderr}"));
+    assert!(
+        warning.contains("--no-admin-auth: the admin API at http://0.0.0.0:"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("is open to anyone who reaches the port"),
+        "{warning}"
+    );
+}

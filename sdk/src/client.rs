@@ -768,6 +768,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Forwards at most this many headers (default 1024).
+    pub fn max_forwarded_headers(mut self, max: usize) -> Self {
+        self.forwarding = self.forwarding.max_count(max);
+        self
+    }
+
     /// Caches `/consume-here` answers for `ttl`, keyed by the path and the
     /// first values of `routing_headers`; only those headers are then
     /// forwarded. Off by default. Pick a TTL shorter than the time you would

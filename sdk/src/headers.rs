@@ -11,6 +11,9 @@ use crate::CALLER_INTERCEPT_ID_HEADER;
 
 /// How many bytes of headers (names and values) are forwarded by default.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// How many headers are forwarded by default: well inside what the mock
+/// server accepts (8192) and what a Telepresence API reads.
+pub const DEFAULT_MAX_FORWARDED_HEADERS: usize = 1024;
 
 /// Names that describe an HTTP connection or message framing rather than the
 /// message: forwarding them would corrupt the request.
@@ -41,7 +44,7 @@ pub enum DropReason {
     CallerId,
     /// Not on the allow-list, or on the deny-list.
     Filtered,
-    /// Past the limit on forwarded bytes.
+    /// Past the limit on forwarded bytes, or on forwarded headers.
     OverLimit,
 }
 
@@ -49,7 +52,8 @@ pub enum DropReason {
 ///
 /// By default every header that HTTP can carry is forwarded, in order (the
 /// server reads the first of repeated names), up to
-/// [`DEFAULT_MAX_HEADER_BYTES`]. A null value is an empty value.
+/// [`DEFAULT_MAX_HEADER_BYTES`] and [`DEFAULT_MAX_FORWARDED_HEADERS`]
+/// headers. A null value is an empty value.
 ///
 /// ```
 /// use telepresence_kafka::HeaderForwarding;
@@ -70,6 +74,7 @@ pub struct HeaderForwarding {
     allow: Option<Vec<String>>,
     deny: Vec<String>,
     max_bytes: usize,
+    max_count: usize,
 }
 
 impl Default for HeaderForwarding {
@@ -78,6 +83,7 @@ impl Default for HeaderForwarding {
             allow: None,
             deny: Vec::new(),
             max_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_count: DEFAULT_MAX_FORWARDED_HEADERS,
         }
     }
 }
@@ -125,6 +131,12 @@ impl HeaderForwarding {
         self
     }
 
+    /// Forwards at most this many headers; later ones are left out.
+    pub fn max_count(mut self, max: usize) -> Self {
+        self.max_count = max;
+        self
+    }
+
     /// The names on the allow-list, if there is one.
     pub fn allowed(&self) -> Option<&[String]> {
         self.allow.as_deref()
@@ -158,11 +170,18 @@ impl HeaderForwarding {
         I: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
     {
         let mut budget = self.max_bytes;
+        let mut count = 0;
         for (key, value) in headers {
             let value = value.unwrap_or_default();
-            match self.check(key, value, &mut budget) {
+            let checked = if count < self.max_count {
+                self.check(key, value, &mut budget)
+            } else {
+                Err(DropReason::OverLimit)
+            };
+            match checked {
                 Ok((name, value)) => {
                     out.headers.append(name, value);
+                    count += 1;
                 }
                 Err(reason) => {
                     out.dropped += 1;
@@ -366,6 +385,28 @@ mod tests {
     }
 
     #[test]
+    fn the_count_limit_forwards_the_first_ones() {
+        let rules = HeaderForwarding::default().max_count(2);
+        let (out, dropped) = forward(
+            &rules,
+            &[
+                ("a", Some(b"1")),
+                ("bad name", Some(b"x")),
+                ("b", Some(b"2")),
+                ("c", Some(b"3")),
+            ],
+        );
+        assert_eq!((out, dropped), (pairs(&[("a", b"1"), ("b", b"2")]), 2));
+        let many: Vec<(String, Vec<u8>)> = (0..5000)
+            .map(|n| (format!("x-h{n}"), b"v".to_vec()))
+            .collect();
+        let forwarded = HeaderForwarding::default()
+            .forward(many.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice()))));
+        assert_eq!(forwarded.headers.len(), DEFAULT_MAX_FORWARDED_HEADERS);
+        assert_eq!(forwarded.dropped, 5000 - DEFAULT_MAX_FORWARDED_HEADERS);
+    }
+
+    #[test]
     fn invalid_list_names_are_reported() {
         let err = HeaderForwarding::default()
             .allow(["ok", "not ok"])
@@ -421,6 +462,7 @@ mod properties {
         allow: &Option<Vec<String>>,
         deny: &[String],
         max: usize,
+        max_count: usize,
     ) -> (Vec<(String, Vec<u8>)>, usize) {
         let mut out = Vec::new();
         let mut dropped = 0;
@@ -428,7 +470,8 @@ mod properties {
         for (name, value) in headers {
             let value = value.clone().unwrap_or_default();
             let lower = name.to_ascii_lowercase();
-            let keep = is_token(name)
+            let keep = out.len() < max_count
+                && is_token(name)
                 && !RESERVED_NAMES.contains(&lower.as_str())
                 && !lower.starts_with("proxy-")
                 && lower != CALLER_INTERCEPT_ID_HEADER
@@ -487,8 +530,9 @@ mod properties {
             deny in prop::collection::vec(
                 prop::sample::select(vec!["x-dev", "x-secret"]).prop_map(str::to_owned), 0..2),
             max in prop_oneof![Just(DEFAULT_MAX_HEADER_BYTES), 0usize..200],
+            max_count in prop_oneof![Just(DEFAULT_MAX_FORWARDED_HEADERS), 0usize..6],
         ) {
-            let mut rules = HeaderForwarding::default().deny(&deny).max_bytes(max);
+            let mut rules = HeaderForwarding::default().deny(&deny).max_bytes(max).max_count(max_count);
             if let Some(allow) = &allow {
                 rules = rules.allow(allow);
             }
@@ -498,7 +542,7 @@ mod properties {
 
             let mut seen: Vec<(String, Vec<u8>)> = Vec::new();
             // HeaderMap groups repeated names; the model keeps arrival order.
-            let (expected, expected_dropped) = model(&headers, &allow, &deny, max);
+            let (expected, expected_dropped) = model(&headers, &allow, &deny, max, max_count);
             let mut expected_grouped: Vec<(String, Vec<u8>)> = Vec::new();
             for (name, _) in &expected {
                 if expected_grouped.iter().any(|(n, _)| n == name) {
@@ -515,6 +559,7 @@ mod properties {
                 seen.push((name.to_string(), value.as_bytes().to_vec()));
             }
             prop_assert!(total <= max);
+            prop_assert!(forwarded.headers.len() <= max_count);
             prop_assert_eq!(seen, expected_grouped);
             prop_assert_eq!(forwarded.dropped, expected_dropped);
         }

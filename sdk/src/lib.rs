@@ -90,7 +90,10 @@ pub use client::{
 pub use env::{API_HOST_ENV, API_PORT_ENV, INTERCEPT_ID_ENV};
 pub use error::{Error, ErrorKind};
 pub use group::MAX_GROUP_ID_LEN;
-pub use headers::{DEFAULT_MAX_HEADER_BYTES, DropReason, Forwarded, HeaderForwarding};
+pub use headers::{
+    DEFAULT_MAX_FORWARDED_HEADERS, DEFAULT_MAX_HEADER_BYTES, DropReason, Forwarded,
+    HeaderForwarding,
+};
 pub use message::{HeaderList, KafkaMessage, MessageView};
 pub use policy::FailurePolicy;
 pub use stats::Stats;

@@ -435,12 +435,29 @@ impl Admin {
     }
 
     /// The journal entries, oldest first, as JSON objects (see the mock
-    /// server's documentation for their fields).
+    /// server's documentation for their fields), read page by page.
     pub async fn journal(&self) -> Result<Vec<serde_json::Value>, Error> {
-        let body = self.call(reqwest::Method::GET, "/journal", None).await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            Error::new(ErrorKind::BadAnswer, format!("mock server journal: {e}")).with_source(e)
-        })
+        let mut entries: Vec<serde_json::Value> = Vec::new();
+        loop {
+            let after = entries
+                .last()
+                .and_then(|last| last["seq"].as_u64())
+                .unwrap_or(0);
+            let body = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/journal?after={after}"),
+                    None,
+                )
+                .await?;
+            let page: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
+                Error::new(ErrorKind::BadAnswer, format!("mock server journal: {e}")).with_source(e)
+            })?;
+            if page.is_empty() {
+                return Ok(entries);
+            }
+            entries.extend(page);
+        }
     }
 
     /// Empties the journal.
