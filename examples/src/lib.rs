@@ -2,10 +2,14 @@
 //! is otherwise complete on its own.
 
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// An in-process Kafka: librdkafka's mock cluster, on a thread of its own
 /// (it is neither `Send` nor `Sync`), with one topic, alive until dropped.
@@ -69,6 +73,65 @@ pub fn apply_kafka_options(config: &mut ClientConfig) -> anyhow::Result<()> {
         config.set(key.trim(), value.trim());
     }
     Ok(())
+}
+
+/// Whether [`create_topic`] may find the topic there already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfExists {
+    /// Use it as it is.
+    Keep,
+    /// Refuse: the caller needs a fresh topic.
+    Fail,
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1). Brokers
+/// that do not create topics on first use (tansu, for one) need it before a
+/// producer writes or a consumer subscribes. `KAFKA_OPTIONS` applies, as to
+/// the examples' other clients.
+pub async fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    if_exists: IfExists,
+) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    apply_kafka_options(&mut config)?;
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().context("connecting to the brokers")?;
+    if if_exists == IfExists::Keep && topic_exists(&admin, topic) {
+        return Ok(());
+    }
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .with_context(|| format!("creating topic {topic} at {brokers}"))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if if_exists == IfExists::Keep => {}
+            Err((topic, error)) => anyhow::bail!("creating topic {topic} at {brokers}: {error}"),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the brokers know `topic`: then nothing needs creating, and the
+/// caller needs no right to create topics (nor a broker that can, such as
+/// librdkafka's mock cluster).
+fn topic_exists(admin: &AdminClient<DefaultClientContext>, topic: &str) -> bool {
+    admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .is_ok_and(|metadata| {
+            metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        })
 }
 
 /// Parses `KEY=VALUE`, for `--header` flags.

@@ -315,3 +315,180 @@ async fn the_intercept_info_example_routes_by_metadata() {
         "not under Telepresence: every message is processed here, untagged\n"
     );
 }
+
+/// Runs a consumer that must refuse to start: its exit code and its log.
+async fn refused(mut command: Command) -> (Option<i32>, String) {
+    let output = tokio::time::timeout(PATIENCE, command.stdout(Stdio::piped()).output())
+        .await
+        .expect("the consumer stops by itself")
+        .unwrap();
+    assert!(
+        output.stdout.is_empty(),
+        "nothing processed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Stops a consumer the way Kubernetes does.
+async fn stop(mut child: Child) {
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A workstation misconfigured by `mistake` is refused (exit code 2, the
+/// cause named by `named`) before any message; started right, it processes
+/// all of alice's messages while the pod processes the rest: nothing lost.
+async fn refused_then_nothing_lost(mistake: impl FnOnce(&mut Command), named: &str) {
+    let kafka = EmbeddedKafka::start(TOPIC, 3).unwrap();
+    produce(&kafka, 30).await;
+    let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
+    let mut in_pod = example("consumer", Some(&pod), Some(&kafka))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let mut misconfigured = example("consumer", Some(&workstation), Some(&kafka));
+    mistake(&mut misconfigured);
+    let (code, stderr) = refused(misconfigured).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(named), "{stderr}");
+
+    let mut on_workstation = example("consumer", Some(&workstation), Some(&kafka))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (by_pod, by_workstation) = tokio::join!(
+        read_processed(&mut in_pod, ids(30, "bob").len()),
+        read_processed(&mut on_workstation, ids(30, "alice").len()),
+    );
+    assert_eq!(by_pod, ids(30, "bob"));
+    assert_eq!(by_workstation, ids(30, "alice"), "nothing lost");
+    stop(in_pod).await;
+    stop(on_workstation).await;
+}
+
+/// A workstation started without TELEPRESENCE_INTERCEPT_ID would join the
+/// pod's group and skip alice's messages.
+#[tokio::test]
+async fn a_workstation_without_its_intercept_id_refuses_and_nothing_is_lost() {
+    refused_then_nothing_lost(
+        |consumer| {
+            consumer.env_remove("TELEPRESENCE_INTERCEPT_ID");
+        },
+        "Set TELEPRESENCE_INTERCEPT_ID",
+    )
+    .await;
+}
+
+/// A workstation in the pod's group (here forced through KAFKA_OPTIONS):
+/// Kafka would split the partitions, and the workstation would skip the
+/// pod's messages on its own.
+#[tokio::test]
+async fn a_workstation_in_the_pods_group_refuses_and_nothing_is_lost() {
+    refused_then_nothing_lost(
+        |consumer| {
+            consumer.env("KAFKA_OPTIONS", "group.protocol=consumer,group.id=orders");
+        },
+        "reads in group \"orders\", which is not its own",
+    )
+    .await;
+}
+
+/// A workload with two ports, alice's intercept on the second: told its
+/// container port (TELEPRESENCE_KAFKA_CONTAINER_PORT), the pod leaves
+/// alice's messages to her; without it, it processes them too.
+#[tokio::test]
+async fn a_multi_port_pod_told_its_container_port_splits_exactly() {
+    let kafka = EmbeddedKafka::start(TOPIC, 3).unwrap();
+    produce(&kafka, 30).await;
+    let pod = MockServer::builder()
+        .side(Side::Agent)
+        .workload_ports([8080, 9090])
+        .intercept(
+            Intercept::new(ID)
+                .container_port(9090)
+                .header("x-dev", "alice"),
+        )
+        .start()
+        .await
+        .unwrap();
+    let workstation = api(Side::Client).await;
+
+    let mut in_pod = example("consumer", Some(&pod), Some(&kafka))
+        .env("TELEPRESENCE_KAFKA_CONTAINER_PORT", "9090")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut on_workstation = example("consumer", Some(&workstation), Some(&kafka))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (by_pod, by_workstation) = tokio::join!(
+        read_processed(&mut in_pod, ids(30, "bob").len()),
+        read_processed(&mut on_workstation, ids(30, "alice").len()),
+    );
+    assert_eq!(by_pod, ids(30, "bob"));
+    assert_eq!(by_workstation, ids(30, "alice"));
+    stop(in_pod).await;
+    stop(on_workstation).await;
+
+    // Without the port, the pod's API looks at the first port only: the pod
+    // processes alice's messages as well (the duplicates the docs describe).
+    let mut portless = example("consumer", Some(&pod), Some(&kafka))
+        .env("KAFKA_GROUP", "portless")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        read_processed(&mut portless, 30).await,
+        ids(30, "alice").union(&ids(30, "bob")).copied().collect()
+    );
+    stop(portless).await;
+}
+
+/// Every example says what it does and what it reads with `--help`, and
+/// starts nothing.
+#[tokio::test]
+async fn every_example_answers_help_without_starting() {
+    for name in [
+        "demo",
+        "consumer",
+        "blocking_consumer",
+        "producer",
+        "intercept_info",
+    ] {
+        let output =
+            tokio::time::timeout(PATIENCE, example(name, None, None).arg("--help").output())
+                .await
+                .expect("--help returns at once")
+                .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{name}: {help}");
+        assert!(help.contains("Usage:"), "{name}: {help}");
+    }
+    let output = example("consumer", None, None)
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "KAFKA_BROKERS",
+        "TELEPRESENCE_INTERCEPT_ID",
+        "TELEPRESENCE_KAFKA_CONTAINER_PORT",
+    ] {
+        assert!(help.contains(variable), "{variable}: {help}");
+    }
+}

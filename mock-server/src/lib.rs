@@ -85,6 +85,12 @@ pub mod fuzzing {
     }
 }
 
+/// The guide `docs/mock-server.md`: its Rust samples are compiled with the
+/// crate's doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/mock-server.md")]
+struct Guide;
+
 pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
 pub use decision::{CALLER_INTERCEPT_ID_HEADER, InterceptSetError, Side};
 pub use fault::{API_ENDPOINTS, ActiveFault, Fault, HeaderEquals};

@@ -78,6 +78,18 @@ impl Client {
         self.run(self.inner.healthz())
     }
 
+    /// Checks that the API serves this side; see [`crate::Client::check_side`].
+    pub fn check_side(&self) -> Result<(), Error> {
+        self.run(self.inner.check_side())
+    }
+
+    /// Checks that a workstation's consumer reads in its own group; see
+    /// [`crate::Client::check_group`].
+    #[cfg(feature = "rdkafka")]
+    pub fn check_group(&self, consumer: &dyn crate::stream::ManagedConsumer) -> Result<(), Error> {
+        self.inner.check_group(consumer)
+    }
+
     /// See [`crate::Client::group_id`].
     pub fn group_id(&self, base: &str) -> String {
         self.inner.group_id(base)

@@ -142,6 +142,24 @@ struct Api {
     backoff: Duration,
     hold_backoff_max: Duration,
     outages: OutageMonitor,
+    /// Whether to check, before the first decision, that the API is this
+    /// side's.
+    side_check: bool,
+    /// Whether a workstation may read in a group that is not its own.
+    allow_shared_group: bool,
+    /// What the check found, once it found something.
+    side: tokio::sync::OnceCell<SideVerdict>,
+}
+
+/// What the API says about which side it serves, against this client's own
+/// idea of its side.
+#[derive(Debug)]
+enum SideVerdict {
+    Agrees,
+    /// The API cannot tell (Telepresence 2.4 has no `/intercept-info`).
+    Unknown,
+    /// The refusal, to give every decision.
+    Mismatch(String),
 }
 
 /// The future of [`Client::should_consume`]: ready at once when no query is
@@ -397,6 +415,14 @@ impl Client {
         }))
     }
 
+    /// Whether a workstation may read in a group that is not its own.
+    pub(crate) fn allows_shared_group(&self) -> bool {
+        self.shared
+            .api
+            .as_ref()
+            .is_some_and(|api| api.allow_shared_group)
+    }
+
     /// Whether decisions are being held now: the API is failing and the
     /// policy waits for it on this side.
     pub(crate) fn holds_decisions(&self) -> bool {
@@ -406,8 +432,72 @@ impl Client {
         })
     }
 
+    /// Checks that the API serves this side: a workstation's API with no
+    /// intercept ID would leave every message to the pod (which leaves the
+    /// intercepted ones to the workstation), and the pod's API with an
+    /// intercept ID would process the pod's share twice. Either is an
+    /// [`ErrorKind::Config`] error that names the fix.
+    ///
+    /// The first decision makes this check (unless
+    /// [`side_check(false)`](ClientBuilder::side_check)) and refuses to decide
+    /// on a mismatch, whatever the failure policy; call it at start to stop
+    /// before subscribing. One `/intercept-info` request, made once: the
+    /// answer is kept. Nothing to check on a disabled client; Telepresence
+    /// 2.4, which has no `/intercept-info`, passes. An API that cannot answer
+    /// returns its error here, and the check is made again next time.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), telepresence_kafka::Error> {
+    /// let tp = telepresence_kafka::Client::from_env()?;
+    /// tp.check_side().await?; // before the consumer subscribes
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_side(&self) -> Result<(), Error> {
+        match &self.shared.api {
+            Some(api) => self.side_verdict(api).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn side_verdict(&self, api: &Api) -> Result<(), Error> {
+        let verdict = api
+            .side
+            .get_or_try_init(|| async {
+                let mut headers = HeaderMap::with_capacity(1);
+                headers.insert(CALLER_INTERCEPT_ID_HEADER, api.caller.clone());
+                let (status, body) = self.send(api, &api.intercept_info, &headers).await?;
+                if status == 404 {
+                    return Ok(SideVerdict::Unknown);
+                }
+                let info = wire::intercept_info(status, &body)?;
+                Ok::<_, Error>(side_verdict(api, info.client_side, self.intercept_id()))
+            })
+            .await?;
+        match verdict {
+            SideVerdict::Mismatch(message) => Err(Error::config(message.clone())),
+            SideVerdict::Agrees | SideVerdict::Unknown => Ok(()),
+        }
+    }
+
+    /// The check of [`check_side`](Self::check_side) before a decision: only a
+    /// mismatch stops it; an API that fails leaves the decision to meet the
+    /// failure itself, under the failure policy.
+    async fn check_side_before_deciding(&self, api: &Api) -> Result<(), Error> {
+        if !api.side_check {
+            return Ok(());
+        }
+        match self.side_verdict(api).await {
+            Err(error) if error.kind() == ErrorKind::Config => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     async fn consume_here(&self, api: &Api, query: Query) -> Result<bool, Error> {
         let counters = &self.shared.counters;
+        if let Err(error) = self.check_side_before_deciding(api).await {
+            Counters::add(&counters.errors, 1);
+            return Err(error);
+        }
         let Query {
             url,
             headers,
@@ -524,6 +614,31 @@ impl fmt::Debug for Client {
     }
 }
 
+fn side_verdict(api: &Api, client_side: bool, intercept_id: &str) -> SideVerdict {
+    match (client_side, intercept_id.is_empty()) {
+        (true, true) => SideVerdict::Mismatch(format!(
+            "the Telepresence API at {} is a workstation's (it answers clientSide: true), but this \
+             process has no {}: it would leave every message to the pod, which leaves the \
+             intercepted ones to the workstation, so they would be processed by nobody. Set {} \
+             to the intercept's ID (`telepresence list` shows it) and start again",
+            api.base,
+            env::INTERCEPT_ID_ENV,
+            env::INTERCEPT_ID_ENV
+        )),
+        (false, false) => SideVerdict::Mismatch(format!(
+            "the Telepresence API at {} is the pod's traffic-agent (it answers clientSide: false), \
+             but this process has the intercept ID {intercept_id:?}: it would process the pod's \
+             share too. On a workstation, point {} (and {}) at the workstation's API; in the pod, \
+             leave {} unset",
+            api.base,
+            env::API_PORT_ENV,
+            env::API_HOST_ENV,
+            env::INTERCEPT_ID_ENV
+        )),
+        _ => SideVerdict::Agrees,
+    }
+}
+
 /// The queries are idempotent, so any failure to get an answer over a
 /// connection may be retried; a timeout is not (the whole call is bounded).
 fn is_retryable(error: &reqwest::Error) -> bool {
@@ -588,6 +703,8 @@ pub struct ClientBuilder {
     retries: u32,
     backoff: Duration,
     hold_backoff_max: Duration,
+    side_check: bool,
+    allow_shared_group: bool,
     policy: FailurePolicy,
     forwarding: HeaderForwarding,
     cache: Option<(Duration, Vec<String>)>,
@@ -606,6 +723,8 @@ impl Default for ClientBuilder {
             retries: DEFAULT_RETRIES,
             backoff: DEFAULT_RETRY_BACKOFF,
             hold_backoff_max: DEFAULT_HOLD_BACKOFF_MAX,
+            side_check: true,
+            allow_shared_group: false,
             policy: FailurePolicy::Auto,
             forwarding: HeaderForwarding::default(),
             cache: None,
@@ -623,10 +742,26 @@ impl ClientBuilder {
 
     /// Like [`from_env`](Self::from_env), reading variables through `lookup`.
     pub fn from_env_vars(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, Error> {
-        let EnvSettings { api, intercept_id } = env::read(lookup)?;
+        let EnvSettings {
+            api,
+            intercept_id,
+            container_port,
+        } = env::read(lookup)?;
+        if api.is_none() && !intercept_id.is_empty() {
+            // Within the spec (no port: not under Telepresence), but rarely meant.
+            tracing::warn!(
+                intercept_id = %intercept_id,
+                "{} is set but {} is not: Telepresence's API is not enabled for this intercept, \
+                 so this process processes every message, as the pod does. Enable the API \
+                 (telepresenceAPI.port in Telepresence's config.yml) to split the topic",
+                env::INTERCEPT_ID_ENV,
+                env::API_PORT_ENV
+            );
+        }
         Ok(Self {
             target: api.map_or(Target::Disabled, Target::Resolved),
             intercept_id,
+            container_port,
             ..Self::default()
         })
     }
@@ -726,6 +861,25 @@ impl ClientBuilder {
     /// [`FailurePolicy::Auto`]: hold on a workstation, process in the cluster).
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Whether to check, before the first decision, that the API serves this
+    /// side (default on): a workstation's API with no intercept ID, or the
+    /// pod's with one, is refused with an [`ErrorKind::Config`] error naming
+    /// the fix, instead of losing or repeating messages. The check costs one
+    /// `/intercept-info` request per client.
+    pub fn side_check(mut self, check: bool) -> Self {
+        self.side_check = check;
+        self
+    }
+
+    /// Lets a workstation's consumer read in a group that is not its own
+    /// (default off: the stream adapter refuses it, see
+    /// [`Client::check_group`](crate::Client::check_group)). For a group you
+    /// know no pod reads in.
+    pub fn allow_shared_group(mut self, allow: bool) -> Self {
+        self.allow_shared_group = allow;
         self
     }
 
@@ -872,6 +1026,9 @@ impl ClientBuilder {
             backoff: self.backoff,
             hold_backoff_max: self.hold_backoff_max.max(Duration::from_millis(1)),
             outages,
+            side_check: self.side_check,
+            allow_shared_group: self.allow_shared_group,
+            side: tokio::sync::OnceCell::new(),
         };
         Ok(Client {
             shared: Arc::new(Shared {

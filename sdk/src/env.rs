@@ -13,6 +13,12 @@ pub const API_PORT_ENV: &str = "TELEPRESENCE_API_PORT";
 pub const API_HOST_ENV: &str = "TELEPRESENCE_API_HOST";
 /// The intercept's ID, set only on a workstation.
 pub const INTERCEPT_ID_ENV: &str = "TELEPRESENCE_INTERCEPT_ID";
+/// The container port to send with every query: **this crate's own
+/// variable**, not one Telepresence sets. Set it in the pod (and on the
+/// workstation) when the workload has several ports: without it the pod's
+/// API looks only at the workload's first port (Telepresence 2.25 and
+/// later) or at none (older releases). Unset, empty or `0`: no port sent.
+pub const CONTAINER_PORT_ENV: &str = "TELEPRESENCE_KAFKA_CONTAINER_PORT";
 
 /// What the three variables say.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +27,8 @@ pub(crate) struct EnvSettings {
     pub(crate) api: Option<Url>,
     /// Empty in the cluster.
     pub(crate) intercept_id: String,
+    /// From [`CONTAINER_PORT_ENV`].
+    pub(crate) container_port: Option<u16>,
 }
 
 /// Reads the variables through `lookup` (the process environment, or a test's map).
@@ -36,6 +44,10 @@ pub(crate) fn read(lookup: impl Fn(&str) -> Option<OsString>) -> Result<EnvSetti
     let port = text(API_PORT_ENV)?;
     let host = text(API_HOST_ENV)?;
     let intercept_id = text(INTERCEPT_ID_ENV)?;
+    let container_port = text(CONTAINER_PORT_ENV)?;
+    let container_port = parse_port(&container_port).map_err(|reason| {
+        Error::config(format!("{CONTAINER_PORT_ENV}={container_port:?}: {reason}"))
+    })?;
     validate_intercept_id(&intercept_id).map_err(|reason| {
         Error::config(format!("{INTERCEPT_ID_ENV}={intercept_id:?}: {reason}"))
     })?;
@@ -48,7 +60,11 @@ pub(crate) fn read(lookup: impl Fn(&str) -> Option<OsString>) -> Result<EnvSetti
                 .map_err(|reason| Error::config(format!("{API_HOST_ENV}={host:?}: {reason}")))?,
         ),
     };
-    Ok(EnvSettings { api, intercept_id })
+    Ok(EnvSettings {
+        api,
+        intercept_id,
+        container_port,
+    })
 }
 
 /// `None` for "not under Telepresence" (empty or `0`).
@@ -197,6 +213,22 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().starts_with("TELEPRESENCE_API_PORT="),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_container_port_is_our_own_variable() {
+        let settings = read_vars(&[(API_PORT_ENV, "1"), (CONTAINER_PORT_ENV, "9090")]).unwrap();
+        assert_eq!(settings.container_port, Some(9090));
+        for unset in ["", "0"] {
+            let settings = read_vars(&[(CONTAINER_PORT_ENV, unset)]).unwrap();
+            assert_eq!(settings.container_port, None);
+        }
+        let err = read_vars(&[(CONTAINER_PORT_ENV, "http")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TELEPRESENCE_KAFKA_CONTAINER_PORT=\"http\": not a port number"),
             "{err}"
         );
     }

@@ -17,7 +17,30 @@ pub(crate) fn group_id(base: &str, intercept_id: &str) -> String {
     if intercept_id.is_empty() {
         return base.to_owned();
     }
-    let suffix: String = intercept_id
+    let full = format!("{base}-{}", suffix(intercept_id));
+    if full.len() <= MAX_GROUP_ID_LEN {
+        return full;
+    }
+    // Keep distinct intercepts in distinct groups even when cut short.
+    let hash = hash_suffix(intercept_id);
+    let keep = MAX_GROUP_ID_LEN.saturating_sub(hash.len() + 1);
+    let mut cut = full[..keep.min(full.len())].to_owned();
+    cut.push('-');
+    cut.push_str(&hash);
+    cut
+}
+
+/// Whether `group` is one that [`group_id`] makes for this intercept, from
+/// whatever base: the workstation's own group, not the pod's.
+pub(crate) fn is_workstation_group(group: &str, intercept_id: &str) -> bool {
+    group.ends_with(&format!("-{}", suffix(intercept_id)))
+        || (group.len() == MAX_GROUP_ID_LEN
+            && group.ends_with(&format!("-{}", hash_suffix(intercept_id))))
+}
+
+/// The intercept ID reduced to `[A-Za-z0-9._-]`.
+fn suffix(intercept_id: &str) -> String {
+    intercept_id
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -26,18 +49,11 @@ pub(crate) fn group_id(base: &str, intercept_id: &str) -> String {
                 '-'
             }
         })
-        .collect();
-    let full = format!("{base}-{suffix}");
-    if full.len() <= MAX_GROUP_ID_LEN {
-        return full;
-    }
-    // Keep distinct intercepts in distinct groups even when cut short.
-    let hash = format!("{:016x}", fnv1a(intercept_id.as_bytes()));
-    let keep = MAX_GROUP_ID_LEN.saturating_sub(hash.len() + 1);
-    let mut cut = full[..keep.min(full.len())].to_owned();
-    cut.push('-');
-    cut.push_str(&hash);
-    cut
+        .collect()
+}
+
+fn hash_suffix(intercept_id: &str) -> String {
+    format!("{:016x}", fnv1a(intercept_id.as_bytes()))
 }
 
 /// FNV-1a: stable across runs and platforms, unlike the standard hasher.
@@ -50,6 +66,18 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workstation_recognises_its_own_groups() {
+        for id in ["4b16:echo", "a/b", &"x".repeat(300)] {
+            for base in ["orders", "payments.v2", &"b".repeat(240)] {
+                let group = group_id(base, id);
+                assert!(is_workstation_group(&group, id), "{group}");
+                assert!(!is_workstation_group(base, id), "the pod's group {base}");
+            }
+        }
+        assert!(!is_workstation_group("orders-other", "4b16:echo"));
+    }
 
     #[test]
     fn the_cluster_keeps_its_group() {

@@ -82,12 +82,37 @@ pub mod fuzzing {
     }
 }
 
+/// The `rdkafka` crate this one is built with. Use it, or depend on the same
+/// version: messages and consumers of another version are not the ones
+/// [`KafkaMessage`] and the stream adapter know.
+#[cfg(feature = "rdkafka")]
+pub use rdkafka;
+
+/// The guides under `docs/`: their Rust samples are compiled (and run,
+/// unless marked `no_run`) with the crate's doctests, so that they cannot
+/// drift from the API. (The README's excerpt is checked against the guide's
+/// quick start by `tests/docs.rs`.)
+#[cfg(all(
+    doctest,
+    feature = "rdkafka",
+    feature = "blocking",
+    feature = "testcontainers"
+))]
+mod guides {
+    #[doc = include_str!("../../docs/getting-started.md")]
+    struct GettingStarted;
+    #[doc = include_str!("../../docs/sdk.md")]
+    struct Sdk;
+    #[doc = include_str!("../../docs/testing.md")]
+    struct Testing;
+}
+
 pub use cache::DEFAULT_CACHE_CAPACITY;
 pub use client::{
     Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOLD_BACKOFF_MAX, DEFAULT_RETRIES,
     DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, PathFn, PathSource, ShouldConsume,
 };
-pub use env::{API_HOST_ENV, API_PORT_ENV, INTERCEPT_ID_ENV};
+pub use env::{API_HOST_ENV, API_PORT_ENV, CONTAINER_PORT_ENV, INTERCEPT_ID_ENV};
 pub use error::{Error, ErrorKind};
 pub use group::MAX_GROUP_ID_LEN;
 pub use headers::{

@@ -73,6 +73,39 @@ pub trait ManagedConsumer: Send + Sync {
     fn rebalances(&self) -> Option<&Rebalances> {
         None
     }
+
+    /// The consumer's `group.id`, when it can tell.
+    fn group_id(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A client's `group.id`, as librdkafka holds it.
+fn configured_group_id<C: ClientContext>(client: &rdkafka::client::Client<C>) -> Option<String> {
+    use rdkafka::bindings as rdsys;
+    let name = c"group.id";
+    let mut size: usize = 0;
+    // SAFETY: `rd_kafka_conf` gives the client's own configuration, valid as
+    // long as the client is; `rd_kafka_conf_get` writes at most `size` bytes
+    // (the first call, with no buffer, only asks for the size).
+    unsafe {
+        let conf = rdsys::rd_kafka_conf(client.native_ptr());
+        if conf.is_null() {
+            return None;
+        }
+        let ok = rdsys::rd_kafka_conf_res_t::RD_KAFKA_CONF_OK;
+        if rdsys::rd_kafka_conf_get(conf, name.as_ptr(), std::ptr::null_mut(), &mut size) != ok {
+            return None;
+        }
+        let mut buffer = vec![0u8; size];
+        if rdsys::rd_kafka_conf_get(conf, name.as_ptr(), buffer.as_mut_ptr().cast(), &mut size)
+            != ok
+        {
+            return None;
+        }
+        let text = std::ffi::CStr::from_bytes_until_nul(&buffer).ok()?;
+        text.to_str().ok().map(str::to_owned)
+    }
 }
 
 /// A consumer context that may report rebalances to the stream adapter:
@@ -171,8 +204,12 @@ impl ConsumerContext for FilterContext {
         };
         self.rebalances.revoking(partitions);
         // What was processed or skipped is committed while the partitions are
-        // still ours, so that their next owner starts after it.
-        match consumer.commit_consumer_state(CommitMode::Sync) {
+        // still ours, so that their next owner starts after it. Not a
+        // synchronous commit: inside this callback it can wait forever when
+        // the rebalance is the consumer's own close. librdkafka queues the
+        // commit ahead of the unassignment, which then waits for every
+        // commit in flight before the group moves on.
+        match consumer.commit_consumer_state(CommitMode::Async) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => tracing::warn!(%error, "cannot commit before a rebalance"),
         }
@@ -209,6 +246,10 @@ where
     fn rebalances(&self) -> Option<&Rebalances> {
         self.context().rebalances()
     }
+
+    fn group_id(&self) -> Option<String> {
+        configured_group_id(self.client())
+    }
 }
 
 impl<C> ManagedConsumer for BaseConsumer<C>
@@ -235,9 +276,42 @@ where
     fn rebalances(&self) -> Option<&Rebalances> {
         self.context().rebalances()
     }
+
+    fn group_id(&self) -> Option<String> {
+        configured_group_id(self.client())
+    }
 }
 
 impl Client {
+    /// Checks that a workstation's consumer reads in the workstation's own
+    /// group (one [`group_id`](Client::group_id) made): in the pod's group,
+    /// Kafka would split the partitions between pod and workstation, and the
+    /// workstation would skip, for good, the pod's messages on its partitions.
+    /// The stream adapter checks it before its first message; a plain loop can
+    /// call it once before it starts. Nothing to check in the cluster, on a
+    /// disabled client, with
+    /// [`allow_shared_group`](crate::ClientBuilder::allow_shared_group), or
+    /// when the consumer does not tell its group.
+    pub fn check_group(&self, consumer: &dyn ManagedConsumer) -> Result<(), Error> {
+        if !self.is_workstation() || !self.is_enabled() || self.allows_shared_group() {
+            return Ok(());
+        }
+        let Some(group) = consumer.group_id() else {
+            return Ok(());
+        };
+        if crate::group::is_workstation_group(&group, self.intercept_id()) {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "this workstation's consumer reads in group {group:?}, which is not its own: \
+             in the pod's group Kafka would split the partitions between pod and workstation, \
+             and the workstation would skip the pod's messages on its partitions for good. \
+             Use group.id = client.group_id({group:?}) (here {:?}), or allow_shared_group(true) \
+             if no other consumer is in that group",
+            self.group_id(&group)
+        )))
+    }
+
     /// Filters a [`StreamConsumer`]'s messages: see [`Filtered`].
     ///
     /// ```no_run
@@ -293,6 +367,7 @@ impl Client {
             },
             paused: HashSet::new(),
             revocations_seen: consumer.rebalances().map_or(0, Rebalances::count),
+            group: GroupCheck::Pending,
             progress: Progress::default(),
         }
     }
@@ -342,7 +417,16 @@ pub struct Filtered<'a, M> {
     paused: HashSet<(String, i32)>,
     /// The consumer's revocation count last acted on.
     revocations_seen: u64,
+    /// Whether the consumer's group was checked, and refused.
+    group: GroupCheck,
     progress: Progress,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GroupCheck {
+    Pending,
+    Passed,
+    Refused,
 }
 
 /// How many messages a [`Filtered`] stream has let through so far.
@@ -402,6 +486,18 @@ impl<M: Message> Stream for Filtered<'_, M> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        match this.group {
+            GroupCheck::Passed => {}
+            GroupCheck::Refused => return Poll::Ready(None),
+            GroupCheck::Pending => {
+                // Before any message: nothing skipped, nothing stored.
+                if let Err(error) = this.client.check_group(this.offsets.store) {
+                    this.group = GroupCheck::Refused;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                this.group = GroupCheck::Passed;
+            }
+        }
         let next = this.poll_decided(cx);
         // Skips in a row are stored once, before control goes back to the
         // caller: a commit after this call sees all of them.

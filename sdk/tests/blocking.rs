@@ -81,7 +81,9 @@ fn the_failure_policy_applies() {
     // The workstation's default holds: the call returns the API's answer
     // once the API answers again.
     workstation.clear_faults();
-    workstation.inject(Fault::status(503).times(3)).unwrap();
+    workstation
+        .inject(Fault::status(503).times(3).endpoint("/consume-here"))
+        .unwrap();
     let held = client(&workstation, FailurePolicy::Auto);
     assert!(ask(&held, "alice").unwrap());
     let stats = held.stats();

@@ -9,6 +9,9 @@ use telepresence_kafka::{Client, ErrorKind, FailurePolicy, HeaderList};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
 use tokio::io::AsyncWriteExt;
 
+mod logs;
+use logs::Logs;
+
 const ID: &str = "abc:orders";
 
 fn alice() -> HeaderList<'static> {
@@ -18,10 +21,14 @@ fn alice() -> HeaderList<'static> {
 /// The two sides: the cluster (no intercept ID) and a workstation.
 const SIDES: [(&str, &str); 2] = [("cluster", ""), ("workstation", ID)];
 
+/// A client of either side against one server: these tests are about what
+/// failures do, so the check that the API serves the client's side is off
+/// (`tests/sides.rs` tests it).
 fn client(url: &str, intercept_id: &str, policy: FailurePolicy) -> Client {
     Client::builder()
         .api_url(url)
         .intercept_id(intercept_id)
+        .side_check(false)
         .failure_policy(policy)
         .timeout(Duration::from_millis(300))
         .retries(2)
@@ -403,43 +410,11 @@ async fn a_bad_answer_under_each_policy() {
     );
 }
 
-/// Log lines, as the default `fmt` subscriber writes them, kept in memory.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn lines(&self, containing: &str) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|line| line.contains(containing))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 /// Every outage shows: a line when it starts and one when it ends, naming the
 /// API and how many decisions it affected, however close two outages are.
 #[tokio::test]
 async fn every_outage_is_reported_when_it_starts_and_when_it_ends() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
     let server = mock(Side::Client).await;
     let workstation = client(&server.url(), ID, FailurePolicy::Auto);

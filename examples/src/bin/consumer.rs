@@ -25,16 +25,44 @@ use std::io::Write;
 use std::pin::pin;
 
 use anyhow::Context;
+use clap::Parser;
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use telepresence_kafka::Client;
 use telepresence_kafka::stream::FilterContext;
+use telepresence_kafka::{Client, ErrorKind};
 use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging};
 
+/// A Kafka consumer that cooperates with Telepresence intercepts: in the pod
+/// it processes what no intercept takes, on a workstation exactly what its
+/// intercept takes.
+#[derive(Parser)]
+#[command(
+    name = "consumer",
+    after_help = "Environment:
+  KAFKA_BROKERS       bootstrap servers [default: localhost:9092]
+  KAFKA_TOPIC         the topic [default: orders]
+  KAFKA_GROUP         the pod's group; a workstation reads in GROUP-<id> [default: orders]
+  KAFKA_OPTIONS       extra librdkafka settings: key=value,key=value
+  KAFKA_MAX_MESSAGES  stop once this many messages are dealt with [default: never]
+
+Set by Telepresence:
+  TELEPRESENCE_API_PORT, TELEPRESENCE_API_HOST  the API (unset: not under Telepresence)
+  TELEPRESENCE_INTERCEPT_ID                     the intercept's ID, on a workstation
+
+This crate's own:
+  TELEPRESENCE_KAFKA_CONTAINER_PORT  the container port, for a workload with several
+
+A misconfiguration that would lose messages (a workstation without its
+intercept ID, or in the pod's group) stops it, exit code 2, before any
+message is skipped."
+)]
+struct Args {}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    Args::parse();
     init_logging();
     let tp = Client::from_env().context("reading Telepresence's environment")?;
     let topic = env_or("KAFKA_TOPIC", "orders");
@@ -50,6 +78,18 @@ async fn main() -> anyhow::Result<()> {
         %topic,
         "starting"
     );
+
+    // A workstation without its intercept ID (or a pod with one) would lose
+    // or repeat messages: stop now, before subscribing. An API that does not
+    // answer yet is no reason to stop; the decisions wait for it or fall back.
+    match tp.check_side().await {
+        Err(error) if error.kind() == ErrorKind::Config => {
+            tracing::error!(%error, "refusing to consume");
+            return Ok(std::process::ExitCode::from(2));
+        }
+        Err(error) => tracing::warn!(%error, "cannot check the Telepresence API's side yet"),
+        Ok(()) => {}
+    }
 
     let mut config = ClientConfig::new();
     config
@@ -84,6 +124,11 @@ async fn main() -> anyhow::Result<()> {
             }
             next = messages.next() => match next {
                 None => break,
+                Some(Err(error)) if error.kind() == ErrorKind::Config => {
+                    // Refused before anything was skipped: nothing to commit.
+                    tracing::error!(%error, "refusing to consume");
+                    return Ok(std::process::ExitCode::from(2));
+                }
                 Some(Err(error)) => tracing::error!(%error, "cannot receive or decide a message"),
                 Some(Ok(message)) => {
                     handle(&message);
@@ -110,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
         api_outages = stats.outages,
         "done"
     );
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// The work: here, one line per message on stdout (a closed stdout is no

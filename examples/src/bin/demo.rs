@@ -26,13 +26,11 @@ use clap::Parser;
 use futures_util::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use telepresence_kafka::Client;
-use telepresence_kafka_examples::EmbeddedKafka;
+use telepresence_kafka_examples::{EmbeddedKafka, IfExists, create_topic};
 use telepresence_mock_server::{Intercept, MockServer, Side};
 
 const INTERCEPT_ID: &str = "3f1c9a52-7d4e-4b8a-9c61-0e2f5a7b8d90:orders";
@@ -93,7 +91,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let brokers = match (&embedded, &args.brokers) {
         (Some(kafka), _) => kafka.bootstrap.clone(),
         (None, Some(brokers)) => {
-            create_topic(brokers, &topic, args.partitions).await?;
+            create_topic(brokers, &topic, args.partitions, IfExists::Fail).await?;
             brokers.clone()
         }
         (None, None) => unreachable!(),
@@ -255,24 +253,6 @@ fn bar(length: usize, name: &str) -> ProgressBar {
 /// Who a message is for: a mix, a quarter of them alice's.
 fn developer(id: usize) -> &'static str {
     DEVELOPERS[id % DEVELOPERS.len()]
-}
-
-async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .context("connecting to the brokers")?;
-    let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .context("creating the demo topic")?;
-    for result in results {
-        result.map_err(|(topic, error)| anyhow::anyhow!("creating topic {topic}: {error}"))?;
-    }
-    Ok(())
 }
 
 async fn produce(

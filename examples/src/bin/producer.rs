@@ -5,7 +5,8 @@
 //!     --count 10 --header x-dev=alice --path /orders/new
 //! ```
 //!
-//! Each message's payload is `message <n>`; `--header` adds a Kafka header to
+//! The topic is created when missing (`--partitions`, default 3): some
+//! brokers do not create topics on first use. Each message's payload is `message <n>`; `--header` adds a Kafka header to
 //! every message (repeatable); `--path` adds the path header (`x-path` unless
 //! `--path-header` says otherwise), which a consumer can send as the `path`
 //! of its queries with `path_from_header`.
@@ -17,7 +18,7 @@ use clap::Parser;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use telepresence_kafka_examples::{apply_kafka_options, parse_key_value};
+use telepresence_kafka_examples::{IfExists, apply_kafka_options, create_topic, parse_key_value};
 
 #[derive(Parser)]
 #[command(about = "Writes messages with chosen headers")]
@@ -31,6 +32,10 @@ struct Args {
     /// How many messages
     #[arg(long, default_value_t = 1)]
     count: u32,
+    /// Partitions of the topic, when this creates it (an existing topic is
+    /// used as it is)
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
     /// A header for every message, KEY=VALUE (repeatable)
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     headers: Vec<(String, String)>,
@@ -45,6 +50,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    create_topic(&args.brokers, &args.topic, args.partitions, IfExists::Keep).await?;
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &args.brokers);
     apply_kafka_options(&mut config)?;
