@@ -17,8 +17,8 @@ use serde_json::json;
 use crate::app::App;
 use crate::body::{self, BodyError};
 use crate::decision::InterceptSetError;
-use crate::fault::Fault;
-use crate::intercept::Intercept;
+use telepresence_api::Intercept;
+use telepresence_api::admin::Fault;
 
 /// Entries per journal page unless `limit` says otherwise, and at most.
 const JOURNAL_PAGE: usize = 1000;

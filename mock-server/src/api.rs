@@ -13,12 +13,12 @@ use http::{HeaderMap, Method, StatusCode};
 
 use crate::app::App;
 use crate::body::{self, ReadBody};
-use crate::decision::{Query, Side};
-use crate::fault::API_ENDPOINTS;
+use crate::decision::Query;
 use crate::form;
 use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
-use crate::wire::Answer;
+use crate::wire::{Answer, WireAnswers};
+use telepresence_api::endpoint;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
@@ -218,11 +218,11 @@ fn decide(
         Endpoint::ConsumeHere => app.rules.wire.boolean(decision.consume_here(app.side)),
         _ => app.rules.wire.intercept_info(
             decision.intercepted(),
-            app.side == Side::Client,
+            app.side.is_client(),
             decision.metadata(),
         ),
     };
-    (answer, decision.matched.map(|i| i.id.clone()))
+    (answer, decision.matched.map(|i| i.id().clone()))
 }
 
 /// The body, when Go would read it as a form; otherwise nothing. The body
@@ -252,7 +252,7 @@ fn record(
         return;
     }
     let path_asked = parts.uri.path();
-    let endpoint = match API_ENDPOINTS.iter().find(|known| **known == path_asked) {
+    let endpoint = match endpoint::ALL.iter().find(|known| **known == path_asked) {
         Some(known) => Cow::Borrowed(*known),
         None => Cow::Owned(path_asked.to_owned()),
     };

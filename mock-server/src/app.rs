@@ -8,14 +8,12 @@ use axum::routing::any;
 use parking_lot::Mutex;
 
 use crate::body::BodyBudget;
-use crate::decision::{InterceptSet, InterceptSetError, Side};
+use crate::decision::{InterceptSet, InterceptSetError};
 use crate::fault::Faults;
-use crate::intercept::Intercept;
 use crate::journal::Journal;
 use crate::limits::Limits;
-use crate::version::{Rules, TelepresenceVersion};
-use crate::wire::Wire;
 use crate::{admin, api};
+use telepresence_api::{Intercept, Rules, Side, TelepresenceVersion, Wire};
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
@@ -160,7 +158,7 @@ impl App {
                 let list: Vec<_> = current
                     .compiled()
                     .iter()
-                    .filter(|i| &*i.id != id)
+                    .filter(|i| &**i.id() != id)
                     .cloned()
                     .collect();
                 let next = InterceptSet::from_compiled(

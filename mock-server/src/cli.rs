@@ -13,13 +13,10 @@ use clap::Parser;
 use crate::config::{
     CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN, resolve_listen,
 };
-use crate::decision::Side;
 use crate::harness::{MockServer, MockServerBuilder};
-use crate::intercept::{DEFAULT_CONTAINER_PORT, Intercept};
 use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY};
 use crate::limits::Limits;
-use crate::version::TelepresenceVersion;
-use crate::wire::Wire;
+use telepresence_api::{DEFAULT_CONTAINER_PORT, Intercept, Side, TelepresenceVersion, Wire};
 
 /// A faithful mock of Telepresence's REST API server.
 ///
@@ -229,7 +226,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// The environment variable that may hold the admin token.
-pub const ADMIN_TOKEN_ENV: &str = "TELEPRESENCE_MOCK_ADMIN_TOKEN";
+pub const ADMIN_TOKEN_ENV: &str = telepresence_api::env::MOCK_ADMIN_TOKEN;
 
 impl Args {
     /// The token given with `--admin-token` or in [`ADMIN_TOKEN_ENV`], each

@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{InterceptSet, Side};
-use crate::intercept::Intercept;
-use crate::version::TelepresenceVersion;
-use crate::wire::Wire;
+use crate::decision::InterceptSet;
+use telepresence_api::{Intercept, Side, TelepresenceVersion, Wire};
 
 /// The environment variable that may hold the whole configuration as inline YAML.
-pub const CONFIG_ENV: &str = "TELEPRESENCE_MOCK_CONFIG";
+pub const CONFIG_ENV: &str = telepresence_api::env::MOCK_CONFIG;
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9980";

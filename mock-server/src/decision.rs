@@ -1,59 +1,14 @@
 //! The decision: which intercept, if any, a request belongs to, on each side.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use serde::{Deserialize, Serialize};
 
-use crate::intercept::{CompiledIntercept, Intercept, InterceptError};
-use crate::version::{CandidateOrder, PortChoice, Rules};
-
-/// The request header that carries the caller's intercept ID.
-pub const CALLER_INTERCEPT_ID_HEADER: &str = "x-telepresence-caller-intercept-id";
-
-/// Which Telepresence component the server stands in for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// The user daemon on the workstation (`clientSide: true`): the intercept
-    /// is chosen by the caller's intercept ID, and `/consume-here` answers
-    /// whether it matches.
-    #[default]
-    Client,
-    /// The traffic-agent in the pod (`clientSide: false`): the intercept is
-    /// chosen by container port, and `/consume-here` answers the inverse.
-    Agent,
-}
-
-impl Side {
-    /// `client` or `agent`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Client => "client",
-            Self::Agent => "agent",
-        }
-    }
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Side {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "client" => Ok(Self::Client),
-            "agent" => Ok(Self::Agent),
-            other => Err(format!("unknown side `{other}` (expected client or agent)")),
-        }
-    }
-}
+use telepresence_api::{
+    CALLER_INTERCEPT_ID_HEADER, CandidateOrder, CompiledIntercept, Intercept, InterceptError,
+    PortChoice, Rules, Side,
+};
 
 /// What the server knows about a request when it decides.
 #[derive(Clone, Copy, Debug)]
@@ -87,15 +42,12 @@ impl<'a> Decision<'a> {
 
     /// The matching intercept's metadata.
     pub(crate) fn metadata(&self) -> Option<&'a BTreeMap<String, String>> {
-        self.matched.map(|i| &i.spec.metadata)
+        self.matched.map(|i| &i.spec().metadata)
     }
 
     /// The cluster consumes what is not intercepted; the workstation what is.
     pub(crate) fn consume_here(&self, side: Side) -> bool {
-        match side {
-            Side::Client => self.intercepted(),
-            Side::Agent => !self.intercepted(),
-        }
+        side.consumes(self.intercepted())
     }
 }
 
@@ -221,24 +173,24 @@ impl InterceptSet {
         };
         let mut by_id: HashMap<Arc<str>, usize> = HashMap::with_capacity(compiled.len());
         for (index, intercept) in compiled.iter().enumerate() {
-            if let Some(&first) = by_id.get(&intercept.id) {
+            if let Some(&first) = by_id.get(intercept.id()) {
                 return Err(InterceptSetError::DuplicateId {
                     index,
-                    id: intercept.spec.id.clone(),
+                    id: intercept.spec().id.clone(),
                     first,
                 });
             }
             if let (Some(declared), Some(ports)) = (&declared, workload_ports)
-                && !declared.contains(&intercept.spec.container_port)
+                && !declared.contains(&intercept.spec().container_port)
             {
                 return Err(InterceptSetError::UnknownPort {
                     index,
-                    id: intercept.spec.id.clone(),
-                    port: intercept.spec.container_port,
+                    id: intercept.spec().id.clone(),
+                    port: intercept.spec().container_port,
                     ports: ports.to_vec(),
                 });
             }
-            by_id.insert(intercept.id.clone(), index);
+            by_id.insert(intercept.id().clone(), index);
         }
         let ports: Vec<u16> = match workload_ports {
             Some(ports) => ports.to_vec(),
@@ -246,7 +198,7 @@ impl InterceptSet {
                 let mut seen = HashSet::new();
                 compiled
                     .iter()
-                    .map(|i| i.spec.container_port)
+                    .map(|i| i.spec().container_port)
                     .filter(|port| seen.insert(*port))
                     .collect()
             }
@@ -260,7 +212,7 @@ impl InterceptSet {
             .collect();
         let slot: HashMap<u16, usize> = ports.iter().enumerate().map(|(i, &p)| (p, i)).collect();
         for (index, intercept) in compiled.iter().enumerate() {
-            if let Some(&target) = slot.get(&intercept.spec.container_port) {
+            if let Some(&target) = slot.get(&intercept.spec().container_port) {
                 targets[target].candidates.push(index);
             }
         }
@@ -268,7 +220,7 @@ impl InterceptSet {
             for target in &mut targets {
                 target
                     .candidates
-                    .sort_unstable_by(|&a, &b| compiled[a].id.cmp(&compiled[b].id));
+                    .sort_unstable_by(|&a, &b| compiled[a].id().cmp(compiled[b].id()));
             }
         }
         Ok(Self {
@@ -281,7 +233,7 @@ impl InterceptSet {
     }
 
     pub(crate) fn specs(&self) -> impl ExactSizeIterator<Item = &Intercept> {
-        self.intercepts.iter().map(|i| &i.spec)
+        self.intercepts.iter().map(|i| i.spec())
     }
 
     /// The compiled intercepts, in declaration order.
@@ -306,7 +258,7 @@ impl InterceptSet {
 
     /// The intercept with this ID.
     pub(crate) fn get(&self, id: &str) -> Option<&Intercept> {
-        self.by_id.get(id).map(|&i| &self.intercepts[i].spec)
+        self.by_id.get(id).map(|&i| self.intercepts[i].spec())
     }
 
     /// The workload's ports, in agent-configuration order.
@@ -322,9 +274,9 @@ impl InterceptSet {
     /// Invalid regular expressions taken as literal values: `(id, key, value)`.
     pub(crate) fn literal_regexes(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.intercepts.iter().flat_map(|i| {
-            i.literal_regexes
+            i.literal_regexes()
                 .iter()
-                .map(|l| (i.spec.id.as_str(), l.key.as_str(), l.value.as_str()))
+                .map(|l| (i.spec().id.as_str(), l.key.as_str(), l.value.as_str()))
         })
     }
 
@@ -371,7 +323,7 @@ impl InterceptSet {
             // IDs are unique: the caller's intercept is the only candidate left.
             return self
                 .by_caller(caller)
-                .filter(|i| i.spec.container_port == target.port)
+                .filter(|i| i.spec().container_port == target.port)
                 .filter(|i| i.matches(query.headers, query.path));
         }
         target
@@ -451,7 +403,7 @@ mod tests {
                 container_port: port,
             },
         );
-        decision.matched.map(|i| i.id.to_string())
+        decision.matched.map(|i| i.id().to_string())
     }
 
     const CALLER: &str = CALLER_INTERCEPT_ID_HEADER;

@@ -1,6 +1,5 @@
 //! `MockServer`: the server started in-process, on a random port, for tests.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -8,15 +7,14 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::app::{self, AdminAccess, App, Mocked};
-use crate::decision::{InterceptSetError, Side};
-use crate::fault::{ActiveFault, Fault};
-use crate::intercept::{Intercept, InterceptError};
-use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal, JournalEntry};
+use crate::decision::InterceptSetError;
+use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal};
 use crate::limits::Limits;
 use crate::serve;
-use crate::version::{Rules, TelepresenceVersion};
-use crate::wire::Wire;
 use crate::{ConfigError, config};
+use telepresence_api::admin::{ActiveFault, Fault, FaultError, JournalEntry};
+use telepresence_api::env::ConsumerEnv;
+use telepresence_api::{Intercept, InterceptError, Rules, Side, TelepresenceVersion, Wire};
 
 /// Why a server could not start or a change was refused.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +31,7 @@ pub enum Error {
     Intercepts(#[from] InterceptSetError),
     /// The fault was refused.
     #[error("invalid fault: {0}")]
-    Fault(String),
+    Fault(FaultError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {address}: {error}")]
     Bind {
@@ -46,39 +44,6 @@ pub enum Error {
     /// The background thread's runtime could not start.
     #[error("cannot start the server's runtime: {0}")]
     Runtime(#[source] std::io::Error),
-}
-
-/// The environment a consumer needs to talk to a server, as Telepresence sets it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsumerEnv {
-    /// `TELEPRESENCE_API_PORT`.
-    pub api_port: u16,
-    /// `TELEPRESENCE_API_HOST`.
-    pub api_host: String,
-    /// `TELEPRESENCE_INTERCEPT_ID`: the intercept's ID on the client side,
-    /// empty on the agent side (as in a pod).
-    pub intercept_id: String,
-}
-
-impl ConsumerEnv {
-    /// The three variables, names and values.
-    pub fn vars(&self) -> [(&'static str, String); 3] {
-        [
-            ("TELEPRESENCE_API_PORT", self.api_port.to_string()),
-            ("TELEPRESENCE_API_HOST", self.api_host.clone()),
-            ("TELEPRESENCE_INTERCEPT_ID", self.intercept_id.clone()),
-        ]
-    }
-}
-
-/// `export NAME='value'` lines, one per variable, for a POSIX shell.
-impl fmt::Display for ConsumerEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, value) in self.vars() {
-            writeln!(f, "export {name}='{}'", value.replace('\'', r"'\''"))?;
-        }
-        Ok(())
-    }
 }
 
 /// Configures a [`MockServer`]. Start from [`MockServer::builder`].
@@ -435,15 +400,12 @@ impl MockServer {
             Side::Agent => String::new(),
         };
         let ip = self.address.ip();
-        ConsumerEnv {
-            api_port: self.address.port(),
-            api_host: if ip.is_unspecified() {
-                "localhost".to_owned()
-            } else {
-                ip.to_string()
-            },
-            intercept_id,
-        }
+        let api_host = if ip.is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            ip.to_string()
+        };
+        ConsumerEnv::new(self.address.port(), api_host, intercept_id)
     }
 
     /// The intercepts in force, in order.

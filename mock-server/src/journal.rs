@@ -15,9 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
-use crate::decision::CALLER_INTERCEPT_ID_HEADER;
+use telepresence_api::CALLER_INTERCEPT_ID_HEADER;
+use telepresence_api::admin::JournalEntry;
 
 /// How many entries the journal keeps unless told otherwise.
 pub const DEFAULT_JOURNAL_CAPACITY: usize = 10_000;
@@ -31,52 +31,6 @@ pub const JOURNAL_VALUE_LIMIT: usize = 4096;
 pub const JOURNAL_ENTRY_LIMIT: usize = 64 * 1024;
 /// What an entry costs besides its variable parts, in bytes (an estimate).
 const ENTRY_OVERHEAD: usize = 160;
-
-/// One request to a Telepresence endpoint (or to an unknown path outside the
-/// admin API) and its answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournalEntry {
-    /// Position since the server started (1, 2, ...); gaps mean evicted or cleared entries.
-    pub seq: u64,
-    /// When the request arrived, in milliseconds since the Unix epoch.
-    pub unix_ms: u64,
-    /// The connection it came on, numbered from 1 in order of acceptance:
-    /// equal numbers mean a reused (keep-alive) connection.
-    pub connection: u64,
-    /// The HTTP method.
-    pub method: String,
-    /// The URL path asked for, e.g. `/consume-here`.
-    pub endpoint: String,
-    /// The decoded `path` parameter (empty when absent).
-    pub path: String,
-    /// The raw `containerPort` parameter (empty when absent).
-    pub container_port: String,
-    /// The `x-telepresence-caller-intercept-id` header (empty when absent).
-    pub caller_id: String,
-    /// Every request header in order, names in lower case.
-    pub headers: Vec<(String, String)>,
-    /// The answer's status, or `None` when a fault closed the connection.
-    pub status: Option<u16>,
-    /// The answer's body.
-    pub answer: String,
-    /// The ID of the intercept the request matched, when a decision was made
-    /// and an intercept matched.
-    #[serde(default)]
-    pub intercept: Option<String>,
-    /// The injected fault that shaped the answer, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<String>,
-}
-
-impl JournalEntry {
-    /// The first value of a request header, by case-insensitive name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// An entry as recorded: built cheaply on the request path, turned into text
 /// only when read.
@@ -206,21 +160,19 @@ impl RawEntry {
             .find(|(name, _)| name == CALLER_INTERCEPT_ID_HEADER)
             .map(|(_, value)| value.clone())
             .unwrap_or_default();
-        JournalEntry {
-            seq,
-            unix_ms: self.unix_ms,
-            connection: self.connection,
-            method: self.method.to_string(),
-            endpoint: self.endpoint.to_string(),
-            path,
-            container_port,
-            caller_id,
-            headers,
-            status: self.status.map(|s| s.as_u16()),
-            answer: text(&self.answer),
-            intercept: self.matched.as_deref().map(str::to_owned),
-            fault: self.fault.clone(),
-        }
+        let mut entry = JournalEntry::new(seq, self.endpoint.as_ref());
+        entry.unix_ms = self.unix_ms;
+        entry.connection = self.connection;
+        entry.method = self.method.to_string();
+        entry.path = path;
+        entry.container_port = container_port;
+        entry.caller_id = caller_id;
+        entry.headers = headers;
+        entry.status = self.status.map(|s| s.as_u16());
+        entry.answer = text(&self.answer);
+        entry.intercept = self.matched.as_deref().map(str::to_owned);
+        entry.fault = self.fault.clone();
+        entry
     }
 }
 

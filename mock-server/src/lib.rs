@@ -60,11 +60,9 @@ mod decision;
 mod fault;
 mod form;
 mod harness;
-mod intercept;
 mod journal;
 mod limits;
 mod serve;
-mod version;
 mod wire;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
@@ -92,16 +90,17 @@ pub mod fuzzing {
 struct Guide;
 
 pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
-pub use decision::{CALLER_INTERCEPT_ID_HEADER, InterceptSetError, Side};
-pub use fault::{API_ENDPOINTS, ActiveFault, Fault, HeaderEquals};
-pub use harness::{ConsumerEnv, Error, MockServer, MockServerBuilder};
-pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError};
+pub use decision::InterceptSetError;
+pub use harness::{Error, MockServer, MockServerBuilder};
 pub use journal::{
     DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, JOURNAL_ENTRY_LIMIT, JOURNAL_VALUE_LIMIT,
-    JournalEntry,
 };
 pub use limits::{DEFAULT_MAX_HEADERS, Limits};
-pub use version::{
-    CandidateOrder, InvalidRegex, PathFilters, PortChoice, Rules, TelepresenceVersion, VersionError,
+/// The protocol's vocabulary, shared with the SDK: re-exported so that a
+/// test needs only this crate.
+pub use telepresence_api::{
+    CALLER_INTERCEPT_ID_HEADER, CandidateOrder, DEFAULT_CONTAINER_PORT, Intercept, InterceptError,
+    InvalidRegex, PathFilters, PortChoice, Rules, Side, TelepresenceVersion, VersionError, Wire,
+    admin::{API_ENDPOINTS, ActiveFault, Fault, FaultError, HeaderEquals, JournalEntry},
+    env::ConsumerEnv,
 };
-pub use wire::Wire;

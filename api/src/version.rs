@@ -1,7 +1,7 @@
 //! Telepresence releases and the rules each one follows.
 //!
 //! The REST API was added in 2.4.8 and rewritten when 2.25.0 brought HTTP
-//! intercepts back: the rules below changed then. `docs/mock-server.md` lists
+//! intercepts back: the rules below changed then. `docs/mock-server.md` in the repository lists
 //! each change with the source it was read from.
 
 use std::fmt;
@@ -20,7 +20,7 @@ use crate::wire::Wire;
 /// follow its rules.
 ///
 /// ```
-/// use telepresence_mock_server::{PortChoice, TelepresenceVersion, Wire};
+/// use telepresence_api::{PortChoice, TelepresenceVersion, Wire};
 ///
 /// let current: TelepresenceVersion = "2.27".parse()?;
 /// assert_eq!(current.rules().unspecified_port, PortChoice::FirstTarget);
@@ -30,7 +30,7 @@ use crate::wire::Wire;
 /// assert_eq!(legacy.rules().unspecified_port, PortChoice::OnlyTarget);
 ///
 /// assert!("2.3".parse::<TelepresenceVersion>().is_err());
-/// # Ok::<(), telepresence_mock_server::VersionError>(())
+/// # Ok::<(), telepresence_api::VersionError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TelepresenceVersion {
