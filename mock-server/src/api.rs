@@ -11,13 +11,13 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::app::App;
 use crate::body::{self, ReadBody};
 use crate::decision::{Query, Side};
 use crate::fault::API_ENDPOINTS;
 use crate::form;
 use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
+use crate::state::ServerState;
 use crate::wire::Answer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,32 +28,35 @@ enum Endpoint {
     Unknown,
 }
 
-pub(crate) async fn healthz(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::Healthz, req).await
+pub(crate) async fn healthz(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    handle(&state, Endpoint::Healthz, req).await
 }
 
-pub(crate) async fn consume_here(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::ConsumeHere, req).await
+pub(crate) async fn consume_here(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    handle(&state, Endpoint::ConsumeHere, req).await
 }
 
 /// Telepresence 2.4 had no `/intercept-info`: Go's 404, like any unknown path.
-pub(crate) async fn intercept_info(State(app): State<Arc<App>>, req: Request) -> Response {
-    let endpoint = if app.rules.serves_intercept_info {
+pub(crate) async fn intercept_info(
+    State(state): State<Arc<ServerState>>,
+    req: Request,
+) -> Response {
+    let endpoint = if state.rules.serves_intercept_info {
         Endpoint::InterceptInfo
     } else {
         Endpoint::Unknown
     };
-    handle(&app, endpoint, req).await
+    handle(&state, endpoint, req).await
 }
 
-pub(crate) async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::Unknown, req).await
+pub(crate) async fn not_found(State(state): State<Arc<ServerState>>, req: Request) -> Response {
+    handle(&state, Endpoint::Unknown, req).await
 }
 
-async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
+async fn handle(state: &Arc<ServerState>, endpoint: Endpoint, req: Request) -> Response {
     let unix_ms = Journal::now_ms();
     let (parts, body) = req.into_parts();
-    let injection = app.faults.next(parts.uri.path(), &parts.headers);
+    let injection = state.faults.next(parts.uri.path(), &parts.headers);
     let mut fault = None;
     if let Some(injection) = injection {
         if let Some(delay) = injection.delay {
@@ -61,7 +64,7 @@ async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
         }
         if injection.close {
             record(
-                app,
+                state,
                 unix_ms,
                 &parts,
                 &[],
@@ -74,18 +77,18 @@ async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
         }
         if let Some(status) = injection.status {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let answer = app.rules.wire.error(
+            let answer = state.rules.wire.error(
                 status,
                 &format!("mock fault: injected status {}", status.as_u16()),
             );
             let fault = Some(injection.label);
-            record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
+            record(state, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
             return answer.into_response();
         }
         if let Some(body) = injection.body {
-            let answer = app.rules.wire.success(Bytes::from(body));
+            let answer = state.rules.wire.success(Bytes::from(body));
             let fault = Some(injection.label);
-            record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
+            record(state, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
             return answer.into_response();
         }
         fault = Some(injection.label);
@@ -112,10 +115,10 @@ async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
             (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..]), answer, None)
         }
         Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
-            let form_body = match read_form_body(app, &parts, body).await {
+            let form_body = match read_form_body(state, &parts, body).await {
                 Ok(body) => body,
                 Err(answer) => {
-                    record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
+                    record(state, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
                     return answer.into_response();
                 }
             };
@@ -124,12 +127,12 @@ async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
             let path = form::form_value(form, query, "path").into_owned();
             let port = form::form_value(form, query, "containerPort").into_owned();
             let (answer, matched, path, port) =
-                decide_anywhere(app, endpoint, &parts.headers, path, port).await;
+                decide_anywhere(state, endpoint, &parts.headers, path, port).await;
             (Cow::Owned(path), Cow::Owned(port), answer, matched)
         }
     };
     record(
-        app,
+        state,
         unix_ms,
         &parts,
         &path,
@@ -157,7 +160,7 @@ const HEAVY_INPUT: usize = 64 * 1024;
 /// [`decide`], on the request's worker for the usual small inputs, on the
 /// blocking pool for large ones; gives the path and port back.
 async fn decide_anywhere(
-    app: &Arc<App>,
+    state: &Arc<ServerState>,
     endpoint: Endpoint,
     headers: &HeaderMap,
     path: Vec<u8>,
@@ -165,20 +168,20 @@ async fn decide_anywhere(
 ) -> (Answer, Option<Arc<str>>, Vec<u8>, Vec<u8>) {
     let input = path.len() + headers.iter().map(|(_, v)| v.len()).sum::<usize>();
     if input <= HEAVY_INPUT {
-        let (answer, matched) = decide(app, endpoint, headers, &path, &port);
+        let (answer, matched) = decide(state, endpoint, headers, &path, &port);
         return (answer, matched, path, port);
     }
     // Queued here, not on the blocking pool, which is shared with the admin API.
-    let Ok(_turn) = app.heavy_decisions.acquire().await else {
-        let answer = app.rules.wire.error(
+    let Ok(_turn) = state.heavy_decisions.acquire().await else {
+        let answer = state.rules.wire.error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "mock server shutting down",
         );
         return (answer, None, path, port);
     };
-    let (app, headers) = (app.clone(), headers.clone());
+    let (state, headers) = (state.clone(), headers.clone());
     tokio::task::spawn_blocking(move || {
-        let (answer, matched) = decide(&app, endpoint, &headers, &path, &port);
+        let (answer, matched) = decide(&state, endpoint, &headers, &path, &port);
         (answer, matched, path, port)
     })
     .await
@@ -189,7 +192,7 @@ async fn decide_anywhere(
 }
 
 fn decide(
-    app: &App,
+    state: &ServerState,
     endpoint: Endpoint,
     headers: &HeaderMap,
     path: &[u8],
@@ -198,16 +201,16 @@ fn decide(
     let container_port = match form::parse_container_port(port) {
         Ok(port) => port,
         Err(reason) => {
-            let answer = app
+            let answer = state
                 .rules
                 .wire
                 .error(StatusCode::BAD_REQUEST, &format!("containerPort: {reason}"));
             return (answer, None);
         }
     };
-    let intercepts = app.intercept_set();
+    let intercepts = state.intercept_set();
     let decision = intercepts.decide(
-        app.side,
+        state.side,
         &Query {
             headers,
             path,
@@ -215,10 +218,10 @@ fn decide(
         },
     );
     let answer = match endpoint {
-        Endpoint::ConsumeHere => app.rules.wire.boolean(decision.consume_here(app.side)),
-        _ => app.rules.wire.intercept_info(
+        Endpoint::ConsumeHere => state.rules.wire.boolean(decision.consume_here(state.side)),
+        _ => state.rules.wire.intercept_info(
             decision.intercepted(),
-            app.side == Side::Client,
+            state.side == Side::Client,
             decision.metadata(),
         ),
     };
@@ -227,11 +230,15 @@ fn decide(
 
 /// The body, when Go would read it as a form; otherwise nothing. The body
 /// (and its share of the server's budget) is held until the answer is made.
-async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Option<ReadBody>, Answer> {
+async fn read_form_body(
+    state: &ServerState,
+    parts: &Parts,
+    body: Body,
+) -> Result<Option<ReadBody>, Answer> {
     if !form::has_form_body(&parts.method, &parts.headers) {
         return Ok(None);
     }
-    body::read(body, &app.limits, &app.body_budget)
+    body::read(body, &state.limits, &state.body_budget)
         .await
         .map(Some)
         .map_err(|error| Answer::go_http_error(error.status(), &error.to_string()))
@@ -239,7 +246,7 @@ async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Option<R
 
 #[allow(clippy::too_many_arguments)]
 fn record(
-    app: &App,
+    state: &ServerState,
     unix_ms: u64,
     parts: &Parts,
     path: &[u8],
@@ -248,7 +255,7 @@ fn record(
     matched: Option<Arc<str>>,
     fault: Option<String>,
 ) {
-    if !app.journal.is_enabled() {
+    if !state.journal.is_enabled() {
         return;
     }
     let path_asked = parts.uri.path();
@@ -256,7 +263,7 @@ fn record(
         Some(known) => Cow::Borrowed(*known),
         None => Cow::Owned(path_asked.to_owned()),
     };
-    app.journal.record(RawEntry {
+    state.journal.record(RawEntry {
         unix_ms,
         connection: parts.extensions.get::<Connection>().map_or(0, |c| c.id),
         method: parts.method.clone(),

@@ -52,7 +52,6 @@
 
 mod admin;
 mod api;
-mod app;
 mod body;
 pub mod cli;
 mod config;
@@ -63,7 +62,9 @@ mod harness;
 mod intercept;
 mod journal;
 mod limits;
+mod router;
 mod serve;
+mod state;
 mod version;
 mod wire;
 

@@ -1,10 +1,12 @@
-//! The server's shared state and its routes.
+//! The server's state: what it mocks, the intercepts in force, the journal,
+//! the faults, the limits; and the decisions made from them.
+//!
+//! It knows nothing of HTTP routes or handlers, so that the API and the admin
+//! API, and the in-process harness, all change it through the same methods.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::Router;
-use axum::routing::any;
 use parking_lot::Mutex;
 
 use crate::body::BodyBudget;
@@ -15,11 +17,10 @@ use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::version::{Rules, TelepresenceVersion};
 use crate::wire::Wire;
-use crate::{admin, api};
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
-pub(crate) struct App {
+pub(crate) struct ServerState {
     pub(crate) side: Side,
     /// The release mocked.
     pub(crate) version: TelepresenceVersion,
@@ -52,7 +53,7 @@ pub(crate) struct Mocked {
     pub(crate) workload_ports: Option<Vec<u16>>,
 }
 
-impl App {
+impl ServerState {
     pub(crate) fn new(
         mocked: Mocked,
         intercepts: &[Intercept],
@@ -80,6 +81,7 @@ impl App {
         })
     }
 
+    /// The intercepts in force: a snapshot that edits made meanwhile leave alone.
     pub(crate) fn intercept_set(&self) -> arc_swap::Guard<Arc<InterceptSet>> {
         self.intercepts.load()
     }
@@ -183,34 +185,4 @@ fn warn_literal_regexes(set: &InterceptSet, is_new: impl Fn(&str) -> bool) {
              like Telepresence 2.25 and later, it matches only the exact value `{value}`"
         );
     }
-}
-
-/// Who may use the `/_mock/` admin API.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum AdminAccess {
-    /// Not served: the paths are Go's 404s like any other.
-    Off,
-    /// Anyone who reaches the port.
-    Open,
-    /// Requests with `Authorization: Bearer <token>`.
-    Token(Arc<str>),
-}
-
-/// The Telepresence endpoints, any method, and the admin API as allowed.
-pub(crate) fn router(app: Arc<App>, access: &AdminAccess) -> Router {
-    let router = Router::new()
-        .route("/healthz", any(api::healthz))
-        .route("/consume-here", any(api::consume_here))
-        .route("/intercept-info", any(api::intercept_info));
-    let admin = Router::new()
-        .nest("/_mock", admin::router())
-        .route("/_mock/", axum::routing::get(admin::status));
-    let router = match access {
-        AdminAccess::Off => router,
-        AdminAccess::Open => router.merge(admin),
-        AdminAccess::Token(token) => router.merge(admin.layer(
-            axum::middleware::from_fn_with_state(token.clone(), admin::require_token),
-        )),
-    };
-    router.fallback(api::not_found).with_state(app)
 }
