@@ -10,13 +10,13 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::body::BodyBudget;
-use crate::decision::{InterceptSet, InterceptSetError, Side};
+use crate::decision::{InterceptSet, InterceptSetError, Query, Side};
 use crate::fault::Faults;
 use crate::intercept::Intercept;
 use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::version::{Rules, TelepresenceVersion};
-use crate::wire::Wire;
+use crate::wire::{Answer, Wire};
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
@@ -175,6 +175,42 @@ impl ServerState {
             |_| false,
         )
     }
+
+    /// Answers `question` for `query` from the intercepts in force, in the
+    /// wire format of the release mocked.
+    pub(crate) fn decide(&self, question: Question, query: &Query<'_>) -> Verdict {
+        let intercepts = self.intercepts.load();
+        let decision = intercepts.decide(self.side, query);
+        let answer = match question {
+            Question::ConsumeHere => self.rules.wire.boolean(decision.consume_here(self.side)),
+            Question::InterceptInfo => self.rules.wire.intercept_info(
+                decision.intercepted(),
+                self.side == Side::Client,
+                decision.metadata(),
+            ),
+        };
+        Verdict {
+            answer,
+            matched: decision.matched.map(|i| i.id.clone()),
+        }
+    }
+}
+
+/// The two questions a consumer asks about a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Question {
+    /// `/consume-here`: should this side process it?
+    ConsumeHere,
+    /// `/intercept-info`: which intercept does it belong to?
+    InterceptInfo,
+}
+
+/// A decision as the journal and the client see it.
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub(crate) answer: Answer,
+    /// The ID of the intercept that matched, if one did.
+    pub(crate) matched: Option<Arc<str>>,
 }
 
 /// One warning line per filter value taken literally.
