@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -15,7 +16,7 @@ use serde_json::json;
 use crate::body::{self, BodyError};
 use crate::decision::InterceptSetError;
 use crate::fault::Fault;
-use crate::intercept::Intercept;
+use crate::intercept::{Intercept, InterceptError};
 use crate::state::ServerState;
 
 /// Entries per journal page unless `limit` says otherwise, and at most.
@@ -41,7 +42,7 @@ pub(crate) async fn require_token(
     State(token): State<Arc<str>>,
     request: Request,
     next: axum::middleware::Next,
-) -> Response {
+) -> Result<Response, AdminError> {
     let given = request
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -49,19 +50,13 @@ pub(crate) async fn require_token(
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim_start());
-    if given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
-        return next.run(request).await;
+    if !given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
+        return Err(AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "the admin API needs `Authorization: Bearer <token>` with the server's admin token",
+        ));
     }
-    let mut response = AdminError::new(
-        StatusCode::UNAUTHORIZED,
-        "the admin API needs `Authorization: Bearer <token>` with the server's admin token",
-    )
-    .into_response();
-    response.headers_mut().insert(
-        http::header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer"),
-    );
-    response
+    Ok(next.run(request).await)
 }
 
 /// Compares without stopping at the first difference, so timing does not
@@ -71,6 +66,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// An admin API error: its status, and `{"error": "..."}` naming what is wrong.
+/// A `401` also says which scheme to use, as HTTP wants.
 #[derive(Debug)]
 pub(crate) struct AdminError {
     status: StatusCode,
@@ -99,7 +95,14 @@ impl AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -109,6 +112,12 @@ impl From<InterceptSetError> for AdminError {
             InterceptSetError::DuplicateId { .. } => Self::new(StatusCode::CONFLICT, error),
             other => Self::bad_request(other),
         }
+    }
+}
+
+impl From<InterceptError> for AdminError {
+    fn from(error: InterceptError) -> Self {
+        Self::bad_request(error)
     }
 }
 
@@ -139,6 +148,20 @@ impl<T: DeserializeOwned> FromRequest<Arc<ServerState>> for JsonBody<T> {
         de.end()
             .map_err(|e| AdminError::bad_request(format!("invalid JSON body: {e}")))?;
         Ok(Self(value))
+    }
+}
+
+/// Query parameters, refused with the admin API's JSON error.
+pub(crate) struct QueryParams<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AdminError> {
+        let Query(params) = Query::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| AdminError::bad_request(rejection.body_text()))?;
+        Ok(Self(params))
     }
 }
 
@@ -192,9 +215,7 @@ pub(crate) async fn add_intercept(
     State(state): State<Arc<ServerState>>,
     JsonBody(intercept): JsonBody<Intercept>,
 ) -> Result<Response, AdminError> {
-    intercept
-        .validate_for(&state.rules)
-        .map_err(AdminError::bad_request)?;
+    intercept.validate_for(&state.rules)?;
     let added = intercept.clone();
     off_workers(&state, move |state| state.add_intercept(intercept)).await?;
     Ok((StatusCode::CREATED, Json(added)).into_response())
@@ -220,11 +241,11 @@ pub(crate) async fn delete_intercept(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
     let target = id.clone();
-    if off_workers(&state, move |state| state.remove_intercept(&target)).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AdminError::not_found(&id))
+    let removed = off_workers(&state, move |state| state.remove_intercept(&target)).await?;
+    if !removed {
+        return Err(AdminError::not_found(&id));
     }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
@@ -243,9 +264,8 @@ pub(crate) struct JournalFilter {
 /// answer carries `x-journal-more: true` (or until it is empty).
 pub(crate) async fn read_journal(
     State(state): State<Arc<ServerState>>,
-    filter: Result<Query<JournalFilter>, axum::extract::rejection::QueryRejection>,
+    QueryParams(filter): QueryParams<JournalFilter>,
 ) -> Result<Response, AdminError> {
-    let Query(filter) = filter.map_err(|e| AdminError::bad_request(e.body_text()))?;
     let limit = filter.limit.unwrap_or(JOURNAL_PAGE);
     if limit == 0 || limit > JOURNAL_PAGE_MAX {
         return Err(AdminError::bad_request(format!(
