@@ -1,5 +1,9 @@
 //! The Telepresence endpoints: `/healthz`, `/consume-here`, `/intercept-info`,
 //! and Go's 404 for every other path.
+//!
+//! A request goes one way: an injected fault (its delay, and perhaps a reply
+//! of its own), else the endpoint's answer; both make one [`Outcome`], which
+//! [`finish`] records in the journal and sends, once per request.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,257 +15,291 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::app::App;
 use crate::body::{self, ReadBody};
 use crate::decision::Query;
+use crate::fault::Injection;
 use crate::form;
 use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
+use crate::state::{Question, ServerState, Verdict};
 use crate::wire::{Answer, WireAnswers};
 use telepresence_api::endpoint;
 
+/// What a path is, once routed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Healthz,
-    ConsumeHere,
-    InterceptInfo,
+    Ask(Question),
+    /// Any other path: Go's 404, or its redirect to the cleaned path.
     Unknown,
 }
 
-pub(crate) async fn healthz(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::Healthz, req).await
+pub(crate) async fn healthz(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    handle(&state, Endpoint::Healthz, request).await
 }
 
-pub(crate) async fn consume_here(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::ConsumeHere, req).await
+pub(crate) async fn consume_here(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+) -> Response {
+    handle(&state, Endpoint::Ask(Question::ConsumeHere), request).await
 }
 
 /// Telepresence 2.4 had no `/intercept-info`: Go's 404, like any unknown path.
-pub(crate) async fn intercept_info(State(app): State<Arc<App>>, req: Request) -> Response {
-    let endpoint = if app.rules.serves_intercept_info {
-        Endpoint::InterceptInfo
+pub(crate) async fn intercept_info(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+) -> Response {
+    let endpoint = if state.rules.serves_intercept_info {
+        Endpoint::Ask(Question::InterceptInfo)
     } else {
         Endpoint::Unknown
     };
-    handle(&app, endpoint, req).await
+    handle(&state, endpoint, request).await
 }
 
-pub(crate) async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(&app, Endpoint::Unknown, req).await
+pub(crate) async fn not_found(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    handle(&state, Endpoint::Unknown, request).await
 }
 
-async fn handle(app: &Arc<App>, endpoint: Endpoint, req: Request) -> Response {
-    let unix_ms = Journal::now_ms();
-    let (parts, body) = req.into_parts();
-    let injection = app.faults.next(parts.uri.path(), &parts.headers);
-    let mut fault = None;
-    if let Some(injection) = injection {
-        if let Some(delay) = injection.delay {
-            tokio::time::sleep(delay).await;
-        }
-        if injection.close {
-            record(
-                app,
-                unix_ms,
-                &parts,
-                &[],
-                &[],
-                None,
-                None,
-                Some(injection.label),
-            );
-            return close_connection(&parts).await;
-        }
-        if let Some(status) = injection.status {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let answer = app.rules.wire.error(
-                status,
-                &format!("mock fault: injected status {}", status.as_u16()),
-            );
-            let fault = Some(injection.label);
-            record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
-            return answer.into_response();
-        }
-        if let Some(body) = injection.body {
-            let answer = app.rules.wire.success(Bytes::from(body));
-            let fault = Some(injection.label);
-            record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
-            return answer.into_response();
-        }
-        fault = Some(injection.label);
-    }
-
-    let (path, port, answer, matched) = match endpoint {
-        Endpoint::Healthz => (
-            Cow::Borrowed(&[][..]),
-            Cow::Borrowed(&[][..]),
-            Answer::empty_ok(),
-            None,
-        ),
-        Endpoint::Unknown => {
-            let answer = match go_clean_path(parts.uri.path()) {
-                Some(clean) if parts.method != Method::CONNECT => {
-                    let location = match parts.uri.query() {
-                        Some(query) => format!("{clean}?{query}"),
-                        None => clean,
-                    };
-                    Answer::go_redirect(&parts.method, &location)
-                }
-                _ => Answer::not_found(),
-            };
-            (Cow::Borrowed(&[][..]), Cow::Borrowed(&[][..]), answer, None)
-        }
-        Endpoint::ConsumeHere | Endpoint::InterceptInfo => {
-            let form_body = match read_form_body(app, &parts, body).await {
-                Ok(body) => body,
-                Err(answer) => {
-                    record(app, unix_ms, &parts, &[], &[], Some(&answer), None, fault);
-                    return answer.into_response();
-                }
-            };
-            let query = parts.uri.query().unwrap_or_default().as_bytes();
-            let form = form_body.as_ref().map_or(&[][..], |b| &b.bytes[..]);
-            let path = form::form_value(form, query, "path").into_owned();
-            let port = form::form_value(form, query, "containerPort").into_owned();
-            let (answer, matched, path, port) =
-                decide_anywhere(app, endpoint, &parts.headers, path, port).await;
-            (Cow::Owned(path), Cow::Owned(port), answer, matched)
-        }
-    };
-    record(
-        app,
-        unix_ms,
-        &parts,
-        &path,
-        &port,
-        Some(&answer),
-        matched,
-        fault,
-    );
-    tracing::debug!(
-        method = %parts.method,
-        uri = %parts.uri,
-        status = answer.status.as_u16(),
-        answer = %String::from_utf8_lossy(&answer.body),
-        "answered"
-    );
-    answer.into_response()
-}
-
-/// The answer, and the ID of the intercept that matched.
-/// Inputs larger than this (path and header values) are matched on the
-/// blocking pool, a few at a time: a slow regular expression over a huge
-/// path must not hold an async worker, and `/healthz` with it.
-const HEAVY_INPUT: usize = 64 * 1024;
-
-/// [`decide`], on the request's worker for the usual small inputs, on the
-/// blocking pool for large ones; gives the path and port back.
-async fn decide_anywhere(
-    app: &Arc<App>,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
+/// What one request came to: what the client gets and what the journal keeps.
+#[derive(Debug)]
+struct Outcome {
+    reply: Reply,
+    /// `path` and `containerPort` as the request gave them; empty when it
+    /// was not read that far.
     path: Vec<u8>,
-    port: Vec<u8>,
-) -> (Answer, Option<Arc<str>>, Vec<u8>, Vec<u8>) {
-    let input = path.len() + headers.iter().map(|(_, v)| v.len()).sum::<usize>();
-    if input <= HEAVY_INPUT {
-        let (answer, matched) = decide(app, endpoint, headers, &path, &port);
-        return (answer, matched, path, port);
-    }
-    // Queued here, not on the blocking pool, which is shared with the admin API.
-    let Ok(_turn) = app.heavy_decisions.acquire().await else {
-        let answer = app.rules.wire.error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "mock server shutting down",
-        );
-        return (answer, None, path, port);
-    };
-    let (app, headers) = (app.clone(), headers.clone());
-    tokio::task::spawn_blocking(move || {
-        let (answer, matched) = decide(&app, endpoint, &headers, &path, &port);
-        (answer, matched, path, port)
-    })
-    .await
-    .unwrap_or_else(|error| {
-        let answer = Answer::go_http_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
-        (answer, None, Vec::new(), Vec::new())
-    })
+    container_port: Vec<u8>,
+    /// The ID of the intercept that matched, if one did.
+    matched: Option<Arc<str>>,
+    /// The injected fault, as the journal names it.
+    fault: Option<String>,
 }
 
-fn decide(
-    app: &App,
+#[derive(Debug)]
+enum Reply {
+    Answer(Answer),
+    /// Drop the connection without answering (the `close` fault).
+    Close,
+}
+
+impl Outcome {
+    fn new(reply: Reply) -> Self {
+        Self {
+            reply,
+            path: Vec::new(),
+            container_port: Vec::new(),
+            matched: None,
+            fault: None,
+        }
+    }
+}
+
+async fn handle(state: &Arc<ServerState>, endpoint: Endpoint, request: Request) -> Response {
+    let started_ms = Journal::now_ms();
+    let (parts, body) = request.into_parts();
+    let mut fault = state.faults.next(parts.uri.path(), &parts.headers);
+    if let Some(delay) = fault.as_ref().and_then(|fault| fault.delay) {
+        tokio::time::sleep(delay).await;
+    }
+    let replaced = fault.as_mut().and_then(|fault| fault_reply(state, fault));
+    let fault = fault.map(|fault| fault.label);
+    let outcome = match replaced {
+        Some(reply) => Outcome::new(reply),
+        None => answer(state, endpoint, &parts, body).await,
+    };
+    let outcome = Outcome { fault, ..outcome };
+    finish(state, started_ms, &parts, outcome).await
+}
+
+/// The reply a fault makes instead of the endpoint's answer; none when it
+/// only delays.
+fn fault_reply(state: &ServerState, fault: &mut Injection) -> Option<Reply> {
+    if fault.close {
+        return Some(Reply::Close);
+    }
+    if let Some(status) = fault.status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = format!("mock fault: injected status {}", status.as_u16());
+        return Some(Reply::Answer(state.rules.wire.error(status, &message)));
+    }
+    let body = fault.body.take()?;
+    Some(Reply::Answer(state.rules.wire.success(Bytes::from(body))))
+}
+
+/// The endpoint's own answer.
+async fn answer(
+    state: &Arc<ServerState>,
     endpoint: Endpoint,
-    headers: &HeaderMap,
-    path: &[u8],
-    port: &[u8],
-) -> (Answer, Option<Arc<str>>) {
-    let container_port = match form::parse_container_port(port) {
-        Ok(port) => port,
+    parts: &Parts,
+    body: Body,
+) -> Outcome {
+    match endpoint {
+        Endpoint::Healthz => Outcome::new(Reply::Answer(Answer::empty_ok())),
+        Endpoint::Unknown => Outcome::new(Reply::Answer(unknown_path(parts))),
+        Endpoint::Ask(question) => ask(state, question, parts, body).await,
+    }
+}
+
+/// Go's redirect to the cleaned path when the path is not clean, else its 404.
+fn unknown_path(parts: &Parts) -> Answer {
+    match go_clean_path(parts.uri.path()) {
+        Some(clean) if parts.method != Method::CONNECT => {
+            let location = match parts.uri.query() {
+                Some(query) => format!("{clean}?{query}"),
+                None => clean,
+            };
+            Answer::go_redirect(&parts.method, &location)
+        }
+        _ => Answer::not_found(),
+    }
+}
+
+/// `/consume-here` and `/intercept-info`: the parameters, from the query and
+/// a form body as Go reads them, then the decision.
+async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: Body) -> Outcome {
+    // Held, with its share of the server's body budget, until the decision is made.
+    let form_body = match read_form_body(state, parts, body).await {
+        Ok(form_body) => form_body,
+        Err(refused) => return Outcome::new(Reply::Answer(refused)),
+    };
+    let query = parts.uri.query().unwrap_or_default().as_bytes();
+    let form = form_body.as_ref().map_or(&[][..], |b| &b.bytes[..]);
+    let path = form::form_value(form, query, "path").into_owned();
+    let container_port = form::form_value(form, query, "containerPort").into_owned();
+    let (verdict, path) = match form::parse_container_port(&container_port) {
+        Ok(port) => decide_anywhere(state, question, &parts.headers, path, port).await,
         Err(reason) => {
-            let answer = app
-                .rules
-                .wire
-                .error(StatusCode::BAD_REQUEST, &format!("containerPort: {reason}"));
-            return (answer, None);
+            let message = format!("containerPort: {reason}");
+            let answer = state.rules.wire.error(StatusCode::BAD_REQUEST, &message);
+            let verdict = Verdict {
+                answer,
+                matched: None,
+            };
+            (verdict, path)
         }
     };
-    let intercepts = app.intercept_set();
-    let decision = intercepts.decide(
-        app.side,
-        &Query {
-            headers,
-            path,
-            container_port,
-        },
-    );
-    let answer = match endpoint {
-        Endpoint::ConsumeHere => app.rules.wire.boolean(decision.consume_here(app.side)),
-        _ => app.rules.wire.intercept_info(
-            decision.intercepted(),
-            app.side.is_client(),
-            decision.metadata(),
-        ),
-    };
-    (answer, decision.matched.map(|i| i.id().clone()))
+    Outcome {
+        reply: Reply::Answer(verdict.answer),
+        path,
+        container_port,
+        matched: verdict.matched,
+        fault: None,
+    }
 }
 
-/// The body, when Go would read it as a form; otherwise nothing. The body
-/// (and its share of the server's budget) is held until the answer is made.
-async fn read_form_body(app: &App, parts: &Parts, body: Body) -> Result<Option<ReadBody>, Answer> {
+/// The body, when Go would read it as a form; otherwise nothing.
+async fn read_form_body(
+    state: &ServerState,
+    parts: &Parts,
+    body: Body,
+) -> Result<Option<ReadBody>, Answer> {
     if !form::has_form_body(&parts.method, &parts.headers) {
         return Ok(None);
     }
-    body::read(body, &app.limits, &app.body_budget)
+    body::read(body, &state.limits, &state.body_budget)
         .await
         .map(Some)
         .map_err(|error| Answer::go_http_error(error.status(), &error.to_string()))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    app: &App,
-    unix_ms: u64,
-    parts: &Parts,
-    path: &[u8],
-    port: &[u8],
-    answer: Option<&Answer>,
-    matched: Option<Arc<str>>,
-    fault: Option<String>,
-) {
-    if !app.journal.is_enabled() {
-        return;
+/// Inputs larger than this (path and header values) are matched on the
+/// blocking pool, a few at a time: a slow regular expression over a huge
+/// path must not hold an async worker, and `/healthz` with it.
+const HEAVY_INPUT: usize = 64 * 1024;
+
+/// [`ServerState::decide`], on the request's worker for the usual small
+/// inputs, on the blocking pool for large ones; gives the path back for the
+/// journal.
+async fn decide_anywhere(
+    state: &Arc<ServerState>,
+    question: Question,
+    headers: &HeaderMap,
+    path: Vec<u8>,
+    container_port: u16,
+) -> (Verdict, Vec<u8>) {
+    let input = path.len() + headers.iter().map(|(_, v)| v.len()).sum::<usize>();
+    if input <= HEAVY_INPUT {
+        let query = Query {
+            headers,
+            path: &path,
+            container_port,
+        };
+        return (state.decide(question, &query), path);
     }
-    let path_asked = parts.uri.path();
-    let endpoint = match endpoint::ALL.iter().find(|known| **known == path_asked) {
-        Some(known) => Cow::Borrowed(*known),
-        None => Cow::Owned(path_asked.to_owned()),
+    let unmatched = |answer| Verdict {
+        answer,
+        matched: None,
     };
-    app.journal.record(RawEntry {
-        unix_ms,
+    // Queued here, not on the blocking pool, which is shared with the admin API.
+    let Ok(_turn) = state.heavy_decisions.acquire().await else {
+        let answer = state.rules.wire.error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "mock server shutting down",
+        );
+        return (unmatched(answer), path);
+    };
+    let (state, headers) = (state.clone(), headers.clone());
+    tokio::task::spawn_blocking(move || {
+        let query = Query {
+            headers: &headers,
+            path: &path,
+            container_port,
+        };
+        (state.decide(question, &query), path)
+    })
+    .await
+    .unwrap_or_else(|error| {
+        let answer = Answer::go_http_error(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string());
+        (unmatched(answer), Vec::new())
+    })
+}
+
+/// Where every request ends: its outcome is recorded, then sent.
+async fn finish(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome) -> Response {
+    match record(state, started_ms, parts, outcome) {
+        Reply::Answer(answer) => {
+            tracing::debug!(
+                method = %parts.method,
+                uri = %parts.uri,
+                status = answer.status.as_u16(),
+                answer = %String::from_utf8_lossy(&answer.body),
+                "answered"
+            );
+            answer.into_response()
+        }
+        Reply::Close => close_connection(parts).await,
+    }
+}
+
+/// Keeps the outcome in the journal, when it is on; gives back the reply.
+fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome) -> Reply {
+    let Outcome {
+        reply,
+        path,
+        container_port,
+        matched,
+        fault,
+    } = outcome;
+    if !state.journal.is_enabled() {
+        return reply;
+    }
+    let asked = parts.uri.path();
+    // The usual paths cost the entry no allocation.
+    let endpoint = match endpoint::ALL.iter().find(|known| **known == asked) {
+        Some(known) => Cow::Borrowed(*known),
+        None => Cow::Owned(asked.to_owned()),
+    };
+    let answer = match &reply {
+        Reply::Answer(answer) => Some(answer),
+        Reply::Close => None,
+    };
+    state.journal.record(RawEntry {
+        unix_ms: started_ms,
         connection: parts.extensions.get::<Connection>().map_or(0, |c| c.id),
         method: parts.method.clone(),
         endpoint,
-        data: journal::pack(path, port, &parts.headers),
+        data: journal::pack(&path, &container_port, &parts.headers),
         status: answer.map(|a| a.status),
         answer: answer
             .map(|a| journal::cut_answer(&a.body))
@@ -269,13 +307,14 @@ fn record(
         matched,
         fault,
     });
+    reply
 }
 
 /// Drops the connection without an answer; the request never completes.
 async fn close_connection(parts: &Parts) -> Response {
     match parts.extensions.get::<Connection>() {
-        Some(close) => {
-            close.close();
+        Some(connection) => {
+            connection.close();
             std::future::pending().await
         }
         None => Answer::go_http_error(

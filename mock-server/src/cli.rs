@@ -2,6 +2,9 @@
 //!
 //! The intercept flags are those of `telepresence intercept`, so a command
 //! that starts a real intercept can start a matching mock with the same words.
+//!
+//! Only [`main`] is public: the flags are the binary's interface, documented
+//! by `--help`, so the types that parse them stay free to change.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,14 +29,14 @@ use telepresence_api::{DEFAULT_CONTAINER_PORT, Intercept, Side, TelepresenceVers
 /// journal and inject faults.
 #[derive(Debug, Parser)]
 #[command(name = "telepresence-mock-server", version, max_term_width = 100)]
-pub struct Args {
+pub(crate) struct Args {
     /// Address to listen on [default: 127.0.0.1:9980]
     #[arg(long, value_name = "ADDR", env = "TELEPRESENCE_MOCK_LISTEN")]
-    pub listen: Option<String>,
+    listen: Option<String>,
 
     /// Which side to mock: client (workstation) or agent (cluster) [default: client]
     #[arg(long, value_name = "SIDE")]
-    pub side: Option<Side>,
+    side: Option<Side>,
 
     /// The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire
     /// format and its rules (2.4.8 and later)
@@ -46,17 +49,17 @@ pub struct Args {
             TelepresenceVersion::NEWEST_KNOWN
         )
     )]
-    pub telepresence_version: Option<TelepresenceVersion>,
+    telepresence_version: Option<TelepresenceVersion>,
 
     /// A container port of the workload, in the order of the traffic-agent's
     /// configuration; repeat for each port [default: the intercepts' ports]
     #[arg(long = "workload-port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub workload_ports: Vec<u16>,
+    workload_ports: Vec<u16>,
 
     /// YAML (or JSON) configuration file; flags override its values.
     /// Without it, the YAML in $TELEPRESENCE_MOCK_CONFIG is read, if set
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    config: Option<PathBuf>,
 
     /// ID of the intercept the flags below describe (default: a new UUID, then `:mock`).
     #[arg(
@@ -65,11 +68,11 @@ pub struct Args {
         help_heading = "Intercept",
         help = "ID of the intercept the flags below describe [default: <uuid>:mock]"
     )]
-    pub intercept_id: Option<String>,
+    intercept_id: Option<String>,
 
     /// Intercepted container port [default: 8080]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Intercept")]
-    pub container_port: Option<u16>,
+    container_port: Option<u16>,
 
     /// Header matchers, as `telepresence intercept --http-header` takes them.
     #[arg(
@@ -82,89 +85,89 @@ pub struct Args {
                 x-telepresence-intercept-id=<intercept id>; `all` matches everything. \
                 Repeatable: all must match"
     )]
-    pub http_header: Vec<HeaderFlag>,
+    http_header: Vec<HeaderFlag>,
 
     /// Match requests whose path equals P. The three path flags repeat
     /// (any may match) from Telepresence 2.25; before, one path flag at most
     #[arg(long, value_name = "P", help_heading = "Intercept")]
-    pub http_path_equal: Vec<String>,
+    http_path_equal: Vec<String>,
 
     /// Match requests whose path starts with P
     #[arg(long, value_name = "P", help_heading = "Intercept")]
-    pub http_path_prefix: Vec<String>,
+    http_path_prefix: Vec<String>,
 
     /// Match requests whose path contains a match of the regex RE
     #[arg(long, value_name = "RE", help_heading = "Intercept")]
-    pub http_path_regex: Vec<String>,
+    http_path_regex: Vec<String>,
 
     /// Metadata KEY=VALUE returned by /intercept-info (repeatable)
     #[arg(long, visible_alias = "metadata", value_name = "K=V", value_parser = parse_key_value, help_heading = "Intercept")]
-    pub http_meta: Vec<(String, String)>,
+    http_meta: Vec<(String, String)>,
 
     /// Overrides the wire format of the release mocked: 2.25, 2.5 or 2.4
     /// (the format of 2.25+, 2.5 to 2.24, 2.4), keeping its other rules
     #[arg(long, value_name = "FORMAT")]
-    pub wire: Option<Wire>,
+    wire: Option<Wire>,
 
     /// Print the TELEPRESENCE_API_* and TELEPRESENCE_INTERCEPT_ID variables a
     /// consumer needs, as `export` lines on stdout, once listening
     #[arg(long)]
-    pub print_env: bool,
+    print_env: bool,
 
     /// Log level: error, warn, info, debug or trace (debug logs every request)
     #[arg(long, value_name = "L", default_value = "info")]
-    pub log_level: tracing::Level,
+    log_level: tracing::Level,
 
     /// How many requests the journal keeps (0 turns it off)
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOURNAL_CAPACITY)]
-    pub journal_capacity: usize,
+    journal_capacity: usize,
 
     /// How many bytes the journal keeps (0 turns it off); the oldest entries
     /// make room beyond it
     #[arg(long, value_name = "N", default_value_t = DEFAULT_JOURNAL_BYTES)]
-    pub journal_bytes: usize,
+    journal_bytes: usize,
 
     /// Do not serve the /_mock/ admin API
     #[arg(long)]
-    pub no_admin: bool,
+    no_admin: bool,
 
     /// Token the admin API requires (Authorization: Bearer TOKEN); also read
     /// from $TELEPRESENCE_MOCK_ADMIN_TOKEN. Listening beyond loopback without
     /// one, a token is generated and logged
     #[arg(long, value_name = "TOKEN")]
-    pub admin_token: Option<String>,
+    admin_token: Option<String>,
 
     /// Serve the admin API without a token even beyond loopback (anyone who
     /// reaches the port can change the intercepts)
     #[arg(long, conflicts_with = "admin_token")]
-    pub no_admin_auth: bool,
+    no_admin_auth: bool,
 
     /// Largest request head (line and headers) in bytes; beyond it, 431
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_header_bytes, help_heading = "Limits")]
-    pub max_header_bytes: usize,
+    max_header_bytes: usize,
 
     /// Most headers in one request; beyond it, 431
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_headers, help_heading = "Limits")]
-    pub max_headers: usize,
+    max_headers: usize,
 
     /// Largest request body (a form body read for path and containerPort, an
     /// admin request); beyond it, 413
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_body_bytes, help_heading = "Limits")]
-    pub max_body_bytes: usize,
+    max_body_bytes: usize,
 
     /// Body bytes buffered at once across all requests; a body that finds no
     /// room waits for it, up to the read timeout, then gets 503
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_body_bytes_in_flight, help_heading = "Limits")]
-    pub max_body_bytes_in_flight: usize,
+    max_body_bytes_in_flight: usize,
 
     /// Time allowed to send a request's headers (then the connection is
     /// closed) and its form body (then 408), e.g. 10s or 500ms
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, help_heading = "Limits")]
-    pub read_timeout: Duration,
+    read_timeout: Duration,
 
     /// Connections served at once; more wait in the listen backlog
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections, help_heading = "Limits")]
-    pub max_connections: usize,
+    max_connections: usize,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -185,7 +188,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// One `--http-header` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderFlag {
+pub(crate) enum HeaderFlag {
     /// `NAME=VALUE` or `NAME: VALUE`.
     Match(String, String),
     /// `auto`: match `x-telepresence-intercept-id` against the intercept's ID.
@@ -226,7 +229,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// The environment variable that may hold the admin token.
-pub const ADMIN_TOKEN_ENV: &str = telepresence_api::env::MOCK_ADMIN_TOKEN;
+use telepresence_api::env::MOCK_ADMIN_TOKEN as ADMIN_TOKEN_ENV;
 
 impl Args {
     /// The token given with `--admin-token` or in [`ADMIN_TOKEN_ENV`], each
@@ -289,7 +292,7 @@ impl Args {
     /// Merges the configuration file (or `$TELEPRESENCE_MOCK_CONFIG`) with the
     /// flags. Flags win; intercept flags, when any is given, describe the one
     /// intercept that replaces the file's.
-    pub fn to_builder(&self) -> Result<MockServerBuilder, ConfigError> {
+    fn to_builder(&self) -> Result<MockServerBuilder, ConfigError> {
         let (file, file_origin) = match &self.config {
             Some(path) => (ConfigFile::load(path)?, ConfigOrigin::File(path.clone())),
             None => match std::env::var(CONFIG_ENV) {
@@ -366,8 +369,14 @@ impl Args {
     }
 }
 
-/// Runs the server until SIGTERM or Ctrl-C; the exit code says how it went.
-pub fn run(args: Args) -> ExitCode {
+/// The `telepresence-mock-server` command: reads the flags from the command
+/// line and serves until SIGTERM or Ctrl-C; the exit code says how it went
+/// (2 for a configuration refused).
+pub fn main() -> ExitCode {
+    run(Args::parse())
+}
+
+fn run(args: Args) -> ExitCode {
     init_logging(args.log_level);
     let builder = match args.to_builder() {
         Ok(builder) => builder,

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::app::{self, AdminAccess, App, Mocked};
 use crate::decision::InterceptSetError;
 use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal};
 use crate::limits::Limits;
+use crate::router::{self, AdminAccess};
 use crate::serve;
+use crate::state::{Mocked, ServerState};
 use crate::{ConfigError, config};
 use telepresence_api::admin::{ActiveFault, Fault, FaultError, JournalEntry};
 use telepresence_api::env::ConsumerEnv;
@@ -190,14 +191,14 @@ impl MockServerBuilder {
         }
     }
 
-    fn prepare(self) -> Result<(Arc<App>, AdminAccess, SocketAddr), Error> {
+    fn prepare(self) -> Result<(Arc<ServerState>, AdminAccess, SocketAddr), Error> {
         let mocked = Mocked {
             side: self.side,
             version: self.version,
             wire: self.wire,
             workload_ports: self.workload_ports.clone(),
         };
-        let app = App::new(
+        let state = ServerState::new(
             mocked,
             &self.intercepts,
             Journal::new(self.journal_capacity, self.journal_bytes),
@@ -207,29 +208,29 @@ impl MockServerBuilder {
             address: self.listen.clone(),
             error: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
         })?;
-        Ok((Arc::new(app), self.access(), address))
+        Ok((Arc::new(state), self.access(), address))
     }
 
     /// Binds and serves on the current Tokio runtime.
     pub async fn start(self) -> Result<MockServer, Error> {
-        let (app, access, address) = self.prepare()?;
+        let (state, access, address) = self.prepare()?;
         let listener = bind(address).await?;
         let address = listener.local_addr().map_err(|error| Error::Bind {
             address: address.to_string(),
             error,
         })?;
         let (tx, rx) = oneshot::channel();
-        let limits = app.limits.clone();
+        let limits = state.limits.clone();
         let task = tokio::spawn(serve::serve(
             listener,
-            app::router(app.clone(), &access),
+            router::router(state.clone(), &access),
             limits,
             async {
                 let _ = rx.await;
             },
         ));
         Ok(MockServer {
-            app,
+            state,
             address,
             access,
             shutdown: Some(tx),
@@ -240,7 +241,7 @@ impl MockServerBuilder {
     /// Binds and serves on a thread of its own, for tests without a Tokio
     /// runtime (such as those of a blocking client).
     pub fn start_blocking(self) -> Result<MockServer, Error> {
-        let (app, access, address) = self.prepare()?;
+        let (state, access, address) = self.prepare()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -251,8 +252,8 @@ impl MockServerBuilder {
             error,
         })?;
         let (tx, rx) = oneshot::channel();
-        let router = app::router(app.clone(), &access);
-        let limits = app.limits.clone();
+        let router = router::router(state.clone(), &access);
+        let limits = state.limits.clone();
         let thread = std::thread::Builder::new()
             .name(format!("mock-server-{}", address.port()))
             .spawn(move || {
@@ -262,7 +263,7 @@ impl MockServerBuilder {
             })
             .map_err(Error::Runtime)?;
         Ok(MockServer {
-            app,
+            state,
             address,
             access,
             shutdown: Some(tx),
@@ -318,7 +319,7 @@ enum Task {
 /// ```
 #[derive(Debug)]
 pub struct MockServer {
-    app: Arc<App>,
+    state: Arc<ServerState>,
     address: SocketAddr,
     access: AdminAccess,
     shutdown: Option<oneshot::Sender<()>>,
@@ -362,36 +363,36 @@ impl MockServer {
 
     /// The side it stands in for.
     pub fn side(&self) -> Side {
-        self.app.side
+        self.state.side
     }
 
     /// The Telepresence release it mocks.
     pub fn telepresence_version(&self) -> TelepresenceVersion {
-        self.app.version
+        self.state.version
     }
 
     /// The rules it follows (those of its release, with its wire format).
     pub fn rules(&self) -> Rules {
-        self.app.rules
+        self.state.rules
     }
 
     /// Its wire format.
     pub fn wire(&self) -> Wire {
-        self.app.rules.wire
+        self.state.rules.wire
     }
 
     /// The workload's ports, in agent-configuration order: declared, or
     /// those of the intercepts in force.
     pub fn workload_ports(&self) -> Vec<u16> {
-        self.app.intercept_set().workload_ports()
+        self.state.intercept_set().workload_ports()
     }
 
     /// The variables a consumer needs to use this server: on the client side
     /// the first intercept's ID, on the agent side none (as in a pod).
     pub fn env(&self) -> ConsumerEnv {
-        let intercept_id = match self.app.side {
+        let intercept_id = match self.state.side {
             Side::Client => self
-                .app
+                .state
                 .intercept_set()
                 .specs()
                 .next()
@@ -410,13 +411,13 @@ impl MockServer {
 
     /// The intercepts in force, in order.
     pub fn intercepts(&self) -> Vec<Intercept> {
-        self.app.intercepts()
+        self.state.intercepts()
     }
 
     /// Adds an intercept; the next request sees it.
     pub fn add_intercept(&self, intercept: Intercept) -> Result<(), Error> {
-        intercept.validate_for(&self.app.rules)?;
-        Ok(self.app.add_intercept(intercept)?)
+        intercept.validate_for(&self.state.rules)?;
+        Ok(self.state.add_intercept(intercept)?)
     }
 
     /// Replaces every intercept at once.
@@ -425,45 +426,45 @@ impl MockServer {
         intercepts: impl IntoIterator<Item = Intercept>,
     ) -> Result<(), Error> {
         Ok(self
-            .app
+            .state
             .replace_intercepts(intercepts.into_iter().collect())?)
     }
 
     /// Removes the intercept with this ID; `false` if there was none.
     pub fn remove_intercept(&self, id: &str) -> bool {
         // Removing cannot make a valid set invalid.
-        self.app.remove_intercept(id).unwrap_or(false)
+        self.state.remove_intercept(id).unwrap_or(false)
     }
 
     /// Removes every intercept.
     pub fn clear_intercepts(&self) {
         // An empty set is always valid.
-        let _ = self.app.replace_intercepts(Vec::new());
+        let _ = self.state.replace_intercepts(Vec::new());
     }
 
     /// The journal: every request to the API (and to unknown paths), oldest first.
     pub fn journal(&self) -> Vec<JournalEntry> {
-        self.app.journal.entries()
+        self.state.journal.entries()
     }
 
     /// Empties the journal.
     pub fn clear_journal(&self) {
-        self.app.journal.clear();
+        self.state.journal.clear();
     }
 
     /// Injects a fault into the next answers.
     pub fn inject(&self, fault: Fault) -> Result<(), Error> {
-        self.app.faults.add(fault).map_err(Error::Fault)
+        self.state.faults.add(fault).map_err(Error::Fault)
     }
 
     /// The faults in force.
     pub fn faults(&self) -> Vec<ActiveFault> {
-        self.app.faults.list()
+        self.state.faults.list()
     }
 
     /// Removes every fault.
     pub fn clear_faults(&self) {
-        self.app.faults.clear();
+        self.state.faults.clear();
     }
 
     /// Stops accepting connections and waits for the requests in flight.

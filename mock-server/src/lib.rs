@@ -52,7 +52,6 @@
 
 mod admin;
 mod api;
-mod app;
 mod body;
 pub mod cli;
 mod config;
@@ -62,7 +61,9 @@ mod form;
 mod harness;
 mod journal;
 mod limits;
+mod router;
 mod serve;
+mod state;
 mod wire;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.

@@ -8,6 +8,12 @@ use tokio::process::{Child, Command};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_telepresence-mock-server");
 
+/// How long the binary may take to start, answer or exit before a test calls
+/// it hung: far beyond what it needs (a debug build reads a hundred thousand
+/// intercepts in about 3 s alone, 11 s on a machine busy with other builds),
+/// so that only a real hang fails.
+const PATIENCE: Duration = Duration::from_secs(120);
+
 /// A running binary, its URL, and the environment it printed.
 pub struct Running {
     pub child: Child,
@@ -18,7 +24,7 @@ pub struct Running {
 impl Running {
     pub async fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
         signal_process(&self.child, signal);
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
             .await
             .expect("exits after the signal")
             .unwrap();
@@ -70,7 +76,7 @@ pub async fn start_command(mut cmd: Command) -> Running {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut env = Vec::new();
     while env.len() < 3 {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
             .await
             .expect("prints its environment")
             .unwrap()
@@ -95,7 +101,7 @@ pub async fn run(args: &[&str]) -> (Option<i32>, String) {
 }
 
 pub async fn run_command(mut cmd: Command) -> (Option<i32>, String) {
-    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+    let out = tokio::time::timeout(PATIENCE, cmd.output())
         .await
         .expect("exits")
         .unwrap();

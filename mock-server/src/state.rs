@@ -1,23 +1,25 @@
-//! The server's shared state and its routes.
+//! The server's state: what it mocks, the intercepts in force, the journal,
+//! the faults, the limits; and the decisions made from them.
+//!
+//! It knows nothing of HTTP routes or handlers, so that the API and the admin
+//! API, and the in-process harness, all change it through the same methods.
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::Router;
-use axum::routing::any;
 use parking_lot::Mutex;
 
 use crate::body::BodyBudget;
-use crate::decision::{InterceptSet, InterceptSetError};
+use crate::decision::{InterceptSet, InterceptSetError, Query};
 use crate::fault::Faults;
 use crate::journal::Journal;
 use crate::limits::Limits;
-use crate::{admin, api};
+use crate::wire::{Answer, WireAnswers};
 use telepresence_api::{Intercept, Rules, Side, TelepresenceVersion, Wire};
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
-pub(crate) struct App {
+pub(crate) struct ServerState {
     pub(crate) side: Side,
     /// The release mocked.
     pub(crate) version: TelepresenceVersion,
@@ -50,7 +52,7 @@ pub(crate) struct Mocked {
     pub(crate) workload_ports: Option<Vec<u16>>,
 }
 
-impl App {
+impl ServerState {
     pub(crate) fn new(
         mocked: Mocked,
         intercepts: &[Intercept],
@@ -78,6 +80,7 @@ impl App {
         })
     }
 
+    /// The intercepts in force: a snapshot that edits made meanwhile leave alone.
     pub(crate) fn intercept_set(&self) -> arc_swap::Guard<Arc<InterceptSet>> {
         self.intercepts.load()
     }
@@ -171,6 +174,42 @@ impl App {
             |_| false,
         )
     }
+
+    /// Answers `question` for `query` from the intercepts in force, in the
+    /// wire format of the release mocked.
+    pub(crate) fn decide(&self, question: Question, query: &Query<'_>) -> Verdict {
+        let intercepts = self.intercepts.load();
+        let decision = intercepts.decide(self.side, query);
+        let answer = match question {
+            Question::ConsumeHere => self.rules.wire.boolean(decision.consume_here(self.side)),
+            Question::InterceptInfo => self.rules.wire.intercept_info(
+                decision.intercepted(),
+                self.side.is_client(),
+                decision.metadata(),
+            ),
+        };
+        Verdict {
+            answer,
+            matched: decision.matched.map(|i| i.id().clone()),
+        }
+    }
+}
+
+/// The two questions a consumer asks about a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Question {
+    /// `/consume-here`: should this side process it?
+    ConsumeHere,
+    /// `/intercept-info`: which intercept does it belong to?
+    InterceptInfo,
+}
+
+/// A decision as the journal and the client see it.
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub(crate) answer: Answer,
+    /// The ID of the intercept that matched, if one did.
+    pub(crate) matched: Option<Arc<str>>,
 }
 
 /// One warning line per filter value taken literally.
@@ -181,34 +220,4 @@ fn warn_literal_regexes(set: &InterceptSet, is_new: impl Fn(&str) -> bool) {
              like Telepresence 2.25 and later, it matches only the exact value `{value}`"
         );
     }
-}
-
-/// Who may use the `/_mock/` admin API.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum AdminAccess {
-    /// Not served: the paths are Go's 404s like any other.
-    Off,
-    /// Anyone who reaches the port.
-    Open,
-    /// Requests with `Authorization: Bearer <token>`.
-    Token(Arc<str>),
-}
-
-/// The Telepresence endpoints, any method, and the admin API as allowed.
-pub(crate) fn router(app: Arc<App>, access: &AdminAccess) -> Router {
-    let router = Router::new()
-        .route("/healthz", any(api::healthz))
-        .route("/consume-here", any(api::consume_here))
-        .route("/intercept-info", any(api::intercept_info));
-    let admin = Router::new()
-        .nest("/_mock", admin::router())
-        .route("/_mock/", axum::routing::get(admin::status));
-    let router = match access {
-        AdminAccess::Off => router,
-        AdminAccess::Open => router.merge(admin),
-        AdminAccess::Token(token) => router.merge(admin.layer(
-            axum::middleware::from_fn_with_state(token.clone(), admin::require_token),
-        )),
-    };
-    router.fallback(api::not_found).with_state(app)
 }
