@@ -49,6 +49,7 @@
 //! port and answers the inverse on `/consume-here`.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
 mod api;
