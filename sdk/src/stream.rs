@@ -82,8 +82,16 @@ pub trait ManagedConsumer: Send + Sync {
 
 /// A client's `group.id`, as librdkafka holds it.
 fn configured_group_id<C: ClientContext>(client: &rdkafka::client::Client<C>) -> Option<String> {
+    configured(client, c"group.id")
+}
+
+/// A setting of a client's configuration, as librdkafka holds it (its
+/// default when not set).
+fn configured<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    name: &std::ffi::CStr,
+) -> Option<String> {
     use rdkafka::bindings as rdsys;
-    let name = c"group.id";
     let mut size: usize = 0;
     // SAFETY: `rd_kafka_conf` gives the client's own configuration, valid as
     // long as the client is; `rd_kafka_conf_get` writes at most `size` bytes
@@ -165,9 +173,11 @@ impl Rebalances {
     }
 }
 
-/// A consumer context for the stream adapter: before partitions are revoked
-/// it commits the offsets the adapter stored, and tells the adapter which
-/// partitions go, so that it hands out none of their messages afterwards.
+/// A consumer context for the stream adapter: it tells the adapter which
+/// partitions are revoked, so that it hands out none of their messages
+/// afterwards, and sees that the offsets the adapter stored are committed
+/// before the partitions go (librdkafka does it with `enable.auto.commit`,
+/// the default; without it, the context commits, except on close).
 ///
 /// ```no_run
 /// use rdkafka::ClientConfig;
@@ -203,13 +213,24 @@ impl ConsumerContext for FilterContext {
             return;
         };
         self.rebalances.revoking(partitions);
-        // What was processed or skipped is committed while the partitions are
-        // still ours, so that their next owner starts after it. Not a
-        // synchronous commit: inside this callback it can wait forever when
-        // the rebalance is the consumer's own close. librdkafka queues the
-        // commit ahead of the unassignment, which then waits for every
-        // commit in flight before the group moves on.
-        match consumer.commit_consumer_state(CommitMode::Async) {
+        // With auto commit (the default), librdkafka commits the offsets
+        // stored for the revoked partitions itself, as part of the
+        // unassignment and before the group moves on: nothing to do here. A
+        // commit of ours would race it: a synchronous one can wait forever
+        // when the rebalance is the consumer's own close, and librdkafka
+        // aborts the process (`!rd_kafka_assignment_in_progress`) when a
+        // close ends with an asynchronous one in flight.
+        if configured(consumer.client(), c"enable.auto.commit").as_deref() != Some("false") {
+            return;
+        }
+        // Without auto commit the application commits; what it stored is
+        // committed while the partitions are still ours, so that their next
+        // owner starts after it. Not on close: the application's own close
+        // path commits, and a commit here could wait forever.
+        if consumer.closed() {
+            return;
+        }
+        match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(error) => tracing::warn!(%error, "cannot commit before a rebalance"),
         }
