@@ -580,7 +580,7 @@ impl Client {
                         let body = response
                             .bytes()
                             .await
-                            .map_err(|e| transport_error(url, e))?;
+                            .map_err(|e| transport_error(url, &e))?;
                         return Ok((status, body));
                     }
                     Err(error) if is_retryable(&error) && next.is_some() => {
@@ -591,7 +591,7 @@ impl Client {
                         retry += 1;
                         request = next.expect("checked above");
                     }
-                    Err(error) => return Err(transport_error(url, error)),
+                    Err(error) => return Err(transport_error(url, &error)),
                 }
             }
         };
@@ -645,20 +645,19 @@ fn is_retryable(error: &reqwest::Error) -> bool {
     error.is_connect() || error.is_request()
 }
 
-fn transport_error(url: &Url, error: reqwest::Error) -> Error {
-    let mut message = format!("cannot reach the Telepresence API at {url}");
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+/// The message names the URL, then the causes of `error`: not `error`'s own
+/// text, which would repeat the URL.
+fn transport_error(url: &Url, error: &reqwest::Error) -> Error {
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
     } else {
         ErrorKind::Connect
     };
-    Error::new(kind, message).with_source(error)
+    let context = format_args!("cannot reach the Telepresence API at {url}");
+    match std::error::Error::source(error) {
+        Some(cause) => Error::caused(kind, context, cause),
+        None => Error::new(kind, context.to_string()),
+    }
 }
 
 /// Where the API is, before it is checked.
@@ -1004,9 +1003,7 @@ impl ClientBuilder {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| {
-                Error::config(format!("cannot build the HTTP client: {e}")).with_source(e)
-            })?;
+            .map_err(|e| Error::caused(ErrorKind::Config, "cannot build the HTTP client", &e))?;
         let join = |path: &str| base.join(path).expect("a relative path joins any base URL");
         let outages = OutageMonitor::new(base.as_str(), OUTAGE_REMINDER, OUTAGE_QUIET);
         let api = Api {
