@@ -20,15 +20,15 @@ use crate::policy::{FailurePolicy, OUTAGE_QUIET, OUTAGE_REMINDER, OutageMonitor}
 use crate::stats::Counters;
 
 /// Default bound on a whole call, retries included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default bound on opening one connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default number of retries after a connection error.
-pub const DEFAULT_RETRIES: u32 = 3;
+const DEFAULT_RETRIES: u32 = 3;
 /// Default wait before the first retry; it doubles each time, up to 1 s.
-pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(25);
+const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(25);
 /// Default longest wait between two attempts of a held decision.
-pub const DEFAULT_HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const DEFAULT_HOLD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Where the API is, before it is checked.
 #[derive(Clone, Debug, Default)]
@@ -153,12 +153,6 @@ impl ClientBuilder {
         } else {
             Target::HostPort(host.into(), port)
         };
-        self
-    }
-
-    /// No API: a disabled client.
-    pub fn disabled(mut self) -> Self {
-        self.target = Target::Disabled;
         self
     }
 

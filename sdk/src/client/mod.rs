@@ -22,10 +22,7 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
-pub use self::builder::{
-    ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOLD_BACKOFF_MAX, DEFAULT_RETRIES,
-    DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT,
-};
+pub use self::builder::ClientBuilder;
 pub use self::decision::ShouldConsume;
 use self::enabled::{Enabled, Plan};
 pub use self::path::{PathFn, PathSource};

@@ -26,6 +26,7 @@ use crate::message::MessageView;
 /// # Ok::<(), telepresence_kafka::Error>(())
 /// ```
 #[derive(Clone, Default)]
+#[non_exhaustive]
 pub enum PathSource {
     /// No path (the server sees an empty path).
     #[default]
