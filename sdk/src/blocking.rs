@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::{Error, InterceptInfo, KafkaMessage, Stats};
+use crate::{Error, ErrorKind, InterceptInfo, KafkaMessage, Stats};
 
 /// The blocking twin of [`crate::Client`]: same configuration, same answers.
 ///
@@ -37,8 +37,11 @@ impl Client {
             .enable_all()
             .build()
             .map_err(|e| {
-                Error::config(format!("cannot start the blocking client's runtime: {e}"))
-                    .with_source(e)
+                Error::caused(
+                    ErrorKind::Config,
+                    "cannot start the blocking client's runtime",
+                    &e,
+                )
             })?;
         Ok(Self {
             inner,

@@ -41,6 +41,24 @@ impl fmt::Display for ErrorKind {
 
 /// An error from this crate: a [`kind`](Error::kind), a message, and for
 /// HTTP errors the status and the server's own error text.
+///
+/// The message is whole: it names what failed and, after a colon, the cause
+/// (the OS's, the HTTP stack's, Kafka's), so `{}` tells the full story, and
+/// [`source`](std::error::Error::source) is `None`, so that a report that
+/// walks the chain (such as `anyhow`'s `{:#}`) prints the cause once. Inspect
+/// an error through its kind and accessors rather than by downcasting.
+///
+/// ```
+/// use telepresence_kafka::{Client, ErrorKind};
+///
+/// let err = Client::builder().api_url("https://localhost:9980").build().unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert_eq!(
+///     err.to_string(),
+///     "API URL \"https://localhost:9980\": only http:// is supported (the Telepresence API has no TLS)"
+/// );
+/// assert!(std::error::Error::source(&err).is_none());
+/// ```
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -50,7 +68,9 @@ struct Inner {
     message: String,
     status: Option<u16>,
     server_message: Option<String>,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// For [`ErrorKind::Kafka`]: rdkafka's error, which the message quotes.
+    #[cfg(feature = "rdkafka")]
+    kafka: Option<rdkafka::error::KafkaError>,
 }
 
 impl Error {
@@ -61,17 +81,20 @@ impl Error {
                 message: message.into(),
                 status: None,
                 server_message: None,
-                source: None,
+                #[cfg(feature = "rdkafka")]
+                kafka: None,
             }),
         }
     }
 
-    pub(crate) fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
+    /// An error whose message is `context: cause`, `cause` with its own
+    /// causes: the message carries them all, and links none as a source.
+    pub(crate) fn caused(
+        kind: ErrorKind,
+        context: impl fmt::Display,
+        cause: &(dyn std::error::Error + 'static),
     ) -> Self {
-        self.inner.source = Some(Box::new(source));
-        self
+        Self::new(kind, format!("{context}: {}", Chain(cause)))
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -120,6 +143,36 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         self.inner.kind == ErrorKind::Timeout
     }
+
+    /// rdkafka's error, for [`ErrorKind::Kafka`].
+    ///
+    /// ```
+    /// use telepresence_kafka::rdkafka::error::KafkaError;
+    /// use telepresence_kafka::{Error, ErrorKind};
+    ///
+    /// let err = Error::from(KafkaError::Canceled);
+    /// assert_eq!(err.kind(), ErrorKind::Kafka);
+    /// assert!(matches!(err.kafka_error(), Some(KafkaError::Canceled)));
+    /// ```
+    #[cfg(feature = "rdkafka")]
+    pub fn kafka_error(&self) -> Option<&rdkafka::error::KafkaError> {
+        self.inner.kafka.as_ref()
+    }
+}
+
+/// An error and its causes, as `a: b: c`.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Error {
@@ -136,25 +189,131 @@ impl fmt::Debug for Error {
         if let Some(status) = self.inner.status {
             d.field("status", &status);
         }
-        if let Some(source) = &self.inner.source {
-            d.field("source", source);
-        }
         d.finish()
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.inner
-            .source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static))
-    }
-}
+/// No source: the message carries the cause.
+impl std::error::Error for Error {}
 
 #[cfg(feature = "rdkafka")]
 impl From<rdkafka::error::KafkaError> for Error {
+    /// The message quotes rdkafka's, which already names its cause (the
+    /// error code); the error itself stays reachable through
+    /// [`kafka_error`](Error::kafka_error).
     fn from(error: rdkafka::error::KafkaError) -> Self {
-        Self::new(ErrorKind::Kafka, format!("Kafka error: {error}")).with_source(error)
+        let mut this = Self::new(ErrorKind::Kafka, format!("Kafka error: {error}"));
+        this.inner.kafka = Some(error);
+        this
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::{Client, ClientBuilder, FailurePolicy};
+
+    /// What a report that walks the chain shows, link by link (as `anyhow`'s
+    /// `{:#}` does).
+    fn links(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut links = vec![error.to_string()];
+        let mut source = error.source();
+        while let Some(cause) = source {
+            links.push(cause.to_string());
+            source = cause.source();
+        }
+        links
+    }
+
+    /// Whether every text of the chained report appears once.
+    fn said_once(error: &(dyn std::error::Error + 'static)) -> Result<(), String> {
+        let links = links(error);
+        for (i, outer) in links.iter().enumerate() {
+            if let Some(inner) = links[i + 1..].iter().find(|inner| outer.contains(*inner)) {
+                return Err(format!("{outer:?} repeats its cause {inner:?}"));
+            }
+        }
+        let report = links.join(": ");
+        let parts: Vec<&str> = report.split(": ").collect();
+        for (i, part) in parts.iter().enumerate() {
+            if parts[i + 1..].contains(part) {
+                return Err(format!("{part:?} twice in {report:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn assert_said_once(error: &Error, says: &[&str]) {
+        if let Err(problem) = said_once(error) {
+            panic!("{problem}");
+        }
+        let report = links(error).join(": ");
+        for text in says {
+            assert!(report.contains(text), "{text:?} not in {report:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chained_report_says_each_cause_once() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("http://127.0.0.1:{closed}");
+        let tp = Client::builder()
+            .api_url(&url)
+            .retries(0)
+            .side_check(false)
+            .failure_policy(FailurePolicy::Fail)
+            .build()
+            .unwrap();
+        let unreachable = tp
+            .should_consume(&crate::HeaderList::default())
+            .await
+            .unwrap_err();
+        assert_eq!(unreachable.kind(), ErrorKind::Connect);
+        assert_said_once(&unreachable, &[&url, "onnect"]);
+        assert_eq!(
+            links(&unreachable).join(": ").matches(&url).count(),
+            1,
+            "the URL once: {unreachable}"
+        );
+
+        let info = tp.intercept_info(&crate::HeaderList::default()).await;
+        assert_said_once(&info.unwrap_err(), &[&url]);
+        let disabled = Client::disabled().healthz().await.unwrap_err();
+        assert_said_once(&disabled, &["TELEPRESENCE_API_PORT"]);
+
+        let unreadable = crate::wire::intercept_info(200, b"{\"intercepted\":true}").unwrap_err();
+        assert_said_once(&unreadable, &["intercept-info JSON object", "clientSide"]);
+        let missing = crate::wire::intercept_info(404, b"404 page not found\n").unwrap_err();
+        assert_said_once(&missing, &["404 page not found", "Telepresence 2.4"]);
+        let config = ClientBuilder::from_env_vars(|name| {
+            (name == crate::API_PORT_ENV).then(|| "99999".into())
+        })
+        .unwrap_err();
+        assert_said_once(&config, &["TELEPRESENCE_API_PORT=\"99999\": out of range"]);
+    }
+
+    #[cfg(feature = "rdkafka")]
+    #[test]
+    fn a_kafka_error_is_quoted_once_and_kept() {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+        let kafka = || KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        // rdkafka's own error both quotes its code and links it: linked as a
+        // source, the code would be said twice.
+        assert!(said_once(&kafka()).is_err());
+        let error = Error::from(kafka());
+        assert_said_once(&error, &["Kafka error", "Message consumption error"]);
+        assert!(error.source().is_none());
+        assert!(matches!(
+            error.kafka_error(),
+            Some(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::BrokerTransportFailure
+            ))
+        ));
     }
 }

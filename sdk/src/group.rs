@@ -7,7 +7,7 @@
 
 /// Group IDs stay within this length (Kafka's limit for topic names, which
 /// tools often apply to groups too).
-pub const MAX_GROUP_ID_LEN: usize = 249;
+pub(crate) const MAX_GROUP_ID_LEN: usize = 249;
 
 /// `base` in the cluster (empty intercept ID); `base-<intercept ID>` on a
 /// workstation, the ID reduced to `[A-Za-z0-9._-]` (other characters become

@@ -10,10 +10,10 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::CALLER_INTERCEPT_ID_HEADER;
 
 /// How many bytes of headers (names and values) are forwarded by default.
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
 /// How many headers are forwarded by default: well inside what the mock
 /// server accepts (8192) and what a Telepresence API reads.
-pub const DEFAULT_MAX_FORWARDED_HEADERS: usize = 1024;
+pub(crate) const DEFAULT_MAX_FORWARDED_HEADERS: usize = 1024;
 
 /// Names that describe an HTTP connection or message framing rather than the
 /// message: forwarding them would corrupt the request.
@@ -29,10 +29,9 @@ const RESERVED: &[&str] = &[
     "expect",
 ];
 
-/// Why a header was left out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DropReason {
+/// Why a header was left out (logged at debug level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DropReason {
     /// The key is not a valid HTTP header name.
     InvalidName,
     /// The value has control characters (other than tab).
@@ -51,9 +50,8 @@ pub enum DropReason {
 /// The rules for forwarding Kafka headers.
 ///
 /// By default every header that HTTP can carry is forwarded, in order (the
-/// server reads the first of repeated names), up to
-/// [`DEFAULT_MAX_HEADER_BYTES`] and [`DEFAULT_MAX_FORWARDED_HEADERS`]
-/// headers. A null value is an empty value.
+/// server reads the first of repeated names), up to 32 KiB of names and
+/// values and 1024 headers. A null value is an empty value.
 ///
 /// ```
 /// use telepresence_kafka::HeaderForwarding;
@@ -88,8 +86,10 @@ impl Default for HeaderForwarding {
     }
 }
 
-/// The HTTP headers for one message, and how many Kafka headers were left out.
+/// The HTTP headers for one message, and how many Kafka headers were left
+/// out: what [`HeaderForwarding::forward`] makes of them.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Forwarded {
     /// The headers to send.
     pub headers: HeaderMap,

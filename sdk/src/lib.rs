@@ -107,18 +107,10 @@ mod guides {
     struct Testing;
 }
 
-pub use cache::DEFAULT_CACHE_CAPACITY;
-pub use client::{
-    Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HOLD_BACKOFF_MAX, DEFAULT_RETRIES,
-    DEFAULT_RETRY_BACKOFF, DEFAULT_TIMEOUT, PathFn, PathSource, ShouldConsume,
-};
+pub use client::{Client, ClientBuilder, PathFn, PathSource, ShouldConsume};
 pub use env::{API_HOST_ENV, API_PORT_ENV, CONTAINER_PORT_ENV, INTERCEPT_ID_ENV};
 pub use error::{Error, ErrorKind};
-pub use group::MAX_GROUP_ID_LEN;
-pub use headers::{
-    DEFAULT_MAX_FORWARDED_HEADERS, DEFAULT_MAX_HEADER_BYTES, DropReason, Forwarded,
-    HeaderForwarding,
-};
+pub use headers::{Forwarded, HeaderForwarding};
 pub use message::{HeaderList, KafkaMessage, MessageView};
 pub use policy::FailurePolicy;
 pub use stats::Stats;

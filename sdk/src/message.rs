@@ -5,7 +5,31 @@
 ///
 /// Every [`rdkafka::message::Message`] implements it (with the `rdkafka`
 /// feature); [`HeaderList`] covers other Kafka clients and tests; implement it
-/// for your own message type if you like.
+/// for your own message type if you like:
+///
+/// ```
+/// use telepresence_kafka::{Client, KafkaMessage};
+///
+/// struct Order {
+///     headers: Vec<(String, Vec<u8>)>,
+/// }
+///
+/// impl KafkaMessage for Order {
+///     fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+///         self.headers.iter().map(|(k, v)| (k.as_str(), Some(v.as_slice())))
+///     }
+///
+///     fn topic(&self) -> Option<&str> {
+///         Some("orders")
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), telepresence_kafka::Error> {
+/// let order = Order { headers: vec![("x-dev".into(), b"alice".to_vec())] };
+/// assert!(Client::disabled().should_consume(&order).await?);
+/// # Ok(()) }
+/// ```
 pub trait KafkaMessage {
     /// The headers, in order, as `(key, value)`; a null value is `None`.
     fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)>;

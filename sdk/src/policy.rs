@@ -41,6 +41,18 @@ use crate::error::Error;
 /// with the attempts so far every few seconds while it lasts, and a line when
 /// the API answers again, with how many decisions it affected; the
 /// [`Stats`](crate::Stats) count them.
+///
+/// ```
+/// use telepresence_kafka::{Client, FailurePolicy};
+///
+/// // A workstation that would rather see the error than wait.
+/// let tp = Client::builder()
+///     .api_url("http://localhost:9980")
+///     .intercept_id("4b1658c3:orders")
+///     .failure_policy(FailurePolicy::Fail)
+///     .build()?;
+/// # Ok::<(), telepresence_kafka::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailurePolicy {

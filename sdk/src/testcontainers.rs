@@ -331,12 +331,12 @@ pub trait MockServerContainer {
     async fn admin(&self) -> Result<Admin, Error>;
 }
 
+/// Testcontainers' message already quotes its causes: it is taken alone.
 fn container_error(error: ::testcontainers::TestcontainersError) -> Error {
     Error::new(
         ErrorKind::Connect,
         format!("mock server container: {error}"),
     )
-    .with_source(error)
 }
 
 impl MockServerContainer for ContainerAsync<MockServer> {
@@ -400,13 +400,15 @@ impl Admin {
                 .header("content-type", "application/json")
                 .body(body);
         }
-        let response = request.send().await.map_err(|e| {
-            Error::new(ErrorKind::Connect, format!("mock server admin API: {e}")).with_source(e)
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::caused(ErrorKind::Connect, "mock server admin API", &e))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| {
-            Error::new(ErrorKind::Connect, format!("mock server admin API: {e}")).with_source(e)
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Error::caused(ErrorKind::Connect, "mock server admin API", &e))?;
         crate::wire::check_status(status, &body)?;
         Ok(body)
     }
@@ -450,9 +452,8 @@ impl Admin {
                     None,
                 )
                 .await?;
-            let page: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
-                Error::new(ErrorKind::BadAnswer, format!("mock server journal: {e}")).with_source(e)
-            })?;
+            let page: Vec<serde_json::Value> = serde_json::from_slice(&body)
+                .map_err(|e| Error::caused(ErrorKind::BadAnswer, "mock server journal", &e))?;
             if page.is_empty() {
                 return Ok(entries);
             }

@@ -49,8 +49,10 @@ pub(crate) fn intercept_info(status: u16, body: &[u8]) -> Result<InterceptInfo, 
             error
         }
     })?;
-    serde_json::from_slice(body.trim_ascii())
-        .map_err(|e| bad_answer("an intercept-info JSON object", body).with_source(e))
+    serde_json::from_slice(body.trim_ascii()).map_err(|e| {
+        let context = unexpected("an intercept-info JSON object", body);
+        Error::caused(ErrorKind::BadAnswer, context, &e)
+    })
 }
 
 /// Any `2xx` is fine; anything else is an error carrying the server's text.
@@ -90,12 +92,13 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 fn bad_answer(expected: &str, body: &[u8]) -> Error {
-    Error::new(
-        ErrorKind::BadAnswer,
-        format!(
-            "expected {expected} from the Telepresence API, got {:?}",
-            excerpt(body)
-        ),
+    Error::new(ErrorKind::BadAnswer, unexpected(expected, body))
+}
+
+fn unexpected(expected: &str, body: &[u8]) -> String {
+    format!(
+        "expected {expected} from the Telepresence API, got {:?}",
+        excerpt(body)
     )
 }
 
