@@ -8,17 +8,17 @@ use reqwest::Url;
 use crate::error::Error;
 
 /// Port of the API server. Unset, empty or `0`: not under Telepresence.
-pub const API_PORT_ENV: &str = "TELEPRESENCE_API_PORT";
+pub const API_PORT_ENV: &str = telepresence_api::env::API_PORT;
 /// Host of the API server (2.25+). Unset or empty: `localhost`.
-pub const API_HOST_ENV: &str = "TELEPRESENCE_API_HOST";
+pub const API_HOST_ENV: &str = telepresence_api::env::API_HOST;
 /// The intercept's ID, set only on a workstation.
-pub const INTERCEPT_ID_ENV: &str = "TELEPRESENCE_INTERCEPT_ID";
+pub const INTERCEPT_ID_ENV: &str = telepresence_api::env::INTERCEPT_ID;
 /// The container port to send with every query: **this crate's own
 /// variable**, not one Telepresence sets. Set it in the pod (and on the
 /// workstation) when the workload has several ports: without it the pod's
 /// API looks only at the workload's first port (Telepresence 2.25 and
 /// later) or at none (older releases). Unset, empty or `0`: no port sent.
-pub const CONTAINER_PORT_ENV: &str = "TELEPRESENCE_KAFKA_CONTAINER_PORT";
+pub const CONTAINER_PORT_ENV: &str = telepresence_api::env::CONTAINER_PORT;
 
 /// What the three variables say.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -114,7 +114,4 @@ pub use headers::{Forwarded, HeaderForwarding};
 pub use message::{HeaderList, KafkaMessage, MessageView};
 pub use policy::FailurePolicy;
 pub use stats::Stats;
-pub use wire::InterceptInfo;
-
-/// The request header that carries the caller's intercept ID.
-pub const CALLER_INTERCEPT_ID_HEADER: &str = "x-telepresence-caller-intercept-id";
+pub use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, InterceptInfo};

@@ -4,28 +4,12 @@
 //! `text/plain`. Errors are JSON `{"error": ...}` or plain text. So: ignore
 //! the content type, trim white space, read JSON.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use telepresence_api::{ErrorBody, InterceptInfo};
 
 use crate::error::{Error, ErrorKind};
 
 /// The longest excerpt of a body quoted in an error.
 const EXCERPT: usize = 200;
-
-/// What `/intercept-info` says about a message.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InterceptInfo {
-    /// Whether an intercept matches the message.
-    pub intercepted: bool,
-    /// Whether the answer comes from the workstation (the user daemon)
-    /// rather than the pod (the traffic-agent).
-    pub client_side: bool,
-    /// The matching intercept's metadata (`--http-meta`); empty when none.
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-}
 
 /// The `/consume-here` answer.
 pub(crate) fn consume_here(status: u16, body: &[u8]) -> Result<bool, Error> {
@@ -65,12 +49,8 @@ pub(crate) fn check_status(status: u16, body: &[u8]) -> Result<(), Error> {
 
 /// The `error` field of a JSON body, or the body as text, or the status's reason.
 fn server_message(status: u16, body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct JsonError {
-        error: String,
-    }
     let body = body.trim_ascii();
-    if let Ok(JsonError { error }) = serde_json::from_slice(body) {
+    if let Ok(ErrorBody { error }) = serde_json::from_slice(body) {
         return error;
     }
     if body.is_empty() {
@@ -161,11 +141,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             info,
-            InterceptInfo {
-                intercepted: true,
-                client_side: true,
-                metadata: [("a".to_owned(), "b".to_owned())].into(),
-            }
+            InterceptInfo::new(true, true).with_metadata([("a".to_owned(), "b".to_owned())].into())
         );
         let info = intercept_info(200, b"{\"intercepted\":false,\"clientSide\":false}\n").unwrap();
         assert_eq!(info, InterceptInfo::default());

@@ -102,11 +102,8 @@ async fn intercept_info_reports_the_side_and_the_metadata() {
             let info = tp.intercept_info(&dev("alice")).await.unwrap();
             assert_eq!(
                 info,
-                InterceptInfo {
-                    intercepted: true,
-                    client_side,
-                    metadata: [("owner".to_owned(), "alice".to_owned())].into(),
-                },
+                InterceptInfo::new(true, client_side)
+                    .with_metadata([("owner".to_owned(), "alice".to_owned())].into()),
                 "{side} {wire}"
             );
             let info = tp.intercept_info(&dev("bob")).await.unwrap();

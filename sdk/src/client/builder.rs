@@ -18,6 +18,7 @@ use crate::headers::HeaderForwarding;
 use crate::message::MessageView;
 use crate::policy::{FailurePolicy, OUTAGE_QUIET, OUTAGE_REMINDER, OutageMonitor};
 use crate::stats::Counters;
+use telepresence_api::endpoint;
 
 /// Default bound on a whole call, retries included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -367,12 +368,16 @@ impl ClientBuilder {
             self.retries,
             self.backoff,
         )?;
-        let join = |path: &str| base.join(path).expect("a relative path joins any base URL");
+        // Relative to the base, so that an API URL with a path keeps it.
+        let join = |endpoint: &str| {
+            base.join(endpoint.trim_start_matches('/'))
+                .expect("a relative path joins any base URL")
+        };
         let outages = OutageMonitor::new(base.as_str(), OUTAGE_REMINDER, OUTAGE_QUIET);
         let enabled = Enabled {
-            consume_here: join("consume-here"),
-            intercept_info: join("intercept-info"),
-            healthz: join("healthz"),
+            consume_here: join(endpoint::CONSUME_HERE),
+            intercept_info: join(endpoint::INTERCEPT_INFO),
+            healthz: join(endpoint::HEALTHZ),
             base,
             caller: HeaderValue::from_str(&self.intercept_id).expect("validated above"),
             intercept_id: self.intercept_id,

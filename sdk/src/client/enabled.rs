@@ -23,7 +23,8 @@ use crate::headers::{Forwarded, HeaderForwarding};
 use crate::message::{KafkaMessage, MessageView};
 use crate::policy::{FailurePolicy, OnFailure, OutageMonitor, Outcome};
 use crate::stats::Counters;
-use crate::wire::{self, InterceptInfo};
+use crate::wire;
+use telepresence_api::InterceptInfo;
 
 /// The wait before a held decision's second attempt; it doubles each time.
 const HOLD_BACKOFF_START: Duration = Duration::from_millis(50);

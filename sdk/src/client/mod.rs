@@ -31,7 +31,7 @@ use crate::error::{Error, ErrorKind};
 use crate::group;
 use crate::message::KafkaMessage;
 use crate::stats::{Counters, Stats};
-use crate::wire::InterceptInfo;
+use telepresence_api::InterceptInfo;
 
 /// Asks the Telepresence API whether this side should process a message.
 ///
