@@ -381,7 +381,7 @@ fn run(args: Args) -> ExitCode {
     let builder = match args.to_builder() {
         Ok(builder) => builder,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", crate::error::report(&error));
             return ExitCode::from(2);
         }
     };
@@ -406,7 +406,7 @@ fn run(args: Args) -> ExitCode {
         let server = match builder.start().await {
             Ok(server) => server,
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", crate::error::report(&error));
                 return ExitCode::FAILURE;
             }
         };

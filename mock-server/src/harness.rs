@@ -6,46 +6,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::decision::InterceptSetError;
+use crate::config;
+use crate::error::Error;
 use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal};
 use crate::limits::Limits;
 use crate::router::{self, AdminAccess};
 use crate::serve;
 use crate::state::{Mocked, ServerState};
-use crate::{ConfigError, config};
-use telepresence_api::admin::{ActiveFault, Fault, FaultError, JournalEntry};
+use telepresence_api::admin::{ActiveFault, Fault, JournalEntry};
 use telepresence_api::env::ConsumerEnv;
-use telepresence_api::{Intercept, InterceptError, Rules, Side, TelepresenceVersion, Wire};
-
-/// Why a server could not start or a change was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The configuration was refused.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// An intercept was refused.
-    #[error(transparent)]
-    Intercept(#[from] InterceptError),
-    /// A list of intercepts was refused.
-    #[error(transparent)]
-    Intercepts(#[from] InterceptSetError),
-    /// The fault was refused.
-    #[error("invalid fault: {0}")]
-    Fault(FaultError),
-    /// The listening socket could not be opened.
-    #[error("cannot listen on {address}: {error}")]
-    Bind {
-        /// The address asked for.
-        address: String,
-        /// Why.
-        #[source]
-        error: std::io::Error,
-    },
-    /// The background thread's runtime could not start.
-    #[error("cannot start the server's runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-}
+use telepresence_api::{Intercept, Rules, Side, TelepresenceVersion, Wire};
 
 /// Configures a [`MockServer`]. Start from [`MockServer::builder`].
 #[derive(Clone, Debug)]

@@ -56,6 +56,7 @@ mod body;
 pub mod cli;
 mod config;
 mod decision;
+mod error;
 mod fault;
 mod form;
 mod harness;
@@ -92,7 +93,8 @@ struct Guide;
 
 pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
 pub use decision::InterceptSetError;
-pub use harness::{Error, MockServer, MockServerBuilder};
+pub use error::Error;
+pub use harness::{MockServer, MockServerBuilder};
 pub use journal::{
     DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, JOURNAL_ENTRY_LIMIT, JOURNAL_VALUE_LIMIT,
 };

@@ -1,0 +1,52 @@
+//! The crate's one error type.
+//!
+//! A message says what failed; the cause, when there is one, is linked as
+//! [`source`](std::error::Error::source) rather than repeated in the
+//! message, so that a report printing the chain says everything once.
+
+use crate::ConfigError;
+use crate::decision::InterceptSetError;
+use telepresence_api::InterceptError;
+use telepresence_api::admin::FaultError;
+
+/// Why a server could not start or a change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An intercept was refused.
+    #[error(transparent)]
+    Intercept(#[from] InterceptError),
+    /// A list of intercepts was refused.
+    #[error(transparent)]
+    Intercepts(#[from] InterceptSetError),
+    /// The fault was refused.
+    #[error("invalid fault: {0}")]
+    Fault(FaultError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The background thread's runtime could not start.
+    #[error("cannot start the server's runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// `error` and its causes, joined by `: `, as a command line reports them.
+pub(crate) fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
+}
