@@ -9,7 +9,8 @@ use crate::decision::InterceptSetError;
 use telepresence_api::InterceptError;
 use telepresence_api::admin::FaultError;
 
-/// Why a server could not start or a change was refused.
+/// Why a server could not start, a change was refused, or the admin API
+/// could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -37,6 +38,37 @@ pub enum Error {
     /// The background thread's runtime could not start.
     #[error("cannot start the server's runtime")]
     Runtime(#[source] std::io::Error),
+    /// The admin API answered a request with an error status: an invalid
+    /// intercept or fault, a wrong token, an admin API turned off.
+    #[error("the admin API refused {request} with status {status}: {message}")]
+    AdminRefused {
+        /// The method and path asked for, e.g. `POST /_mock/intercepts`.
+        request: String,
+        /// The HTTP status.
+        status: u16,
+        /// What the server said: the admin API's error message, or the
+        /// body's text from a server that does not speak it.
+        message: String,
+    },
+    /// The admin API could not be reached, or its answer not read.
+    #[error("cannot reach the admin API at {url}")]
+    AdminUnreachable {
+        /// The server's base URL.
+        url: String,
+        /// Why: the HTTP client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The admin API answered with something this client does not
+    /// understand: not the mock server, or a version of it that differs.
+    #[error("unexpected answer from the admin API at {url}")]
+    AdminAnswer {
+        /// The server's base URL.
+        url: String,
+        /// What could not be read.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// `error` and its causes, joined by `: `, as a command line reports them.

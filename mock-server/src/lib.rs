@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod admin_client;
 mod api;
 mod body;
 pub mod cli;
@@ -91,6 +92,7 @@ pub mod fuzzing {
 #[doc = include_str!("../../docs/mock-server.md")]
 struct Guide;
 
+pub use admin_client::Admin;
 pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
 pub use decision::InterceptSetError;
 pub use error::Error;
