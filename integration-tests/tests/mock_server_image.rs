@@ -2,7 +2,11 @@
 
 use std::process::Command;
 
+use telepresence_kafka::HeaderList;
+use telepresence_kafka_integration_tests::scenario::client_builder;
 use telepresence_kafka_integration_tests::{MOCK_SERVER_IMAGE, docker_inspect, ensure_image};
+use telepresence_mock_server::testcontainers::{MockServerContainer, MockServerImage};
+use telepresence_mock_server::{Admin, Error, Fault, Intercept, Side};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -134,19 +138,17 @@ async fn the_container_takes_the_intercept_flags_as_arguments() {
     );
 }
 
-/// The SDK's container module passes the release and the workload's ports:
-/// on a two-port workload, a message without a container port belongs to the
-/// first port's intercept from 2.25, and to no intercept before.
+/// The container module passes the release and the workload's ports: on a
+/// two-port workload, a message without a container port belongs to the
+/// first port's intercept from 2.25, and to no intercept before. The SDK is
+/// configured from the container's environment, as a consumer process is.
 #[tokio::test]
 async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
-    use telepresence_kafka::HeaderList;
-    use telepresence_kafka::testcontainers::{Intercept, MockServer, MockServerContainer, Side};
-
     ensure_image(MOCK_SERVER_IMAGE.0, MOCK_SERVER_IMAGE.1, "mock-server");
     for (release, pod_consumes_alice) in [("2.27", false), ("2.24.1", true)] {
-        let container = MockServer::default()
+        let container = MockServerImage::default()
             .with_side(Side::Agent)
-            .with_telepresence_version(release)
+            .with_telepresence_version(release.parse().unwrap())
             .with_workload_ports([8080, 9090])
             .with_intercept(
                 Intercept::new("alice")
@@ -156,7 +158,9 @@ async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
             .start()
             .await
             .expect("the mock server container starts");
-        let pod = container.client_builder().await.unwrap().build().unwrap();
+        let env = container.env().await.unwrap();
+        assert_eq!(env.intercept_id, "", "a pod has no intercept ID");
+        let pod = client_builder(&env).build().unwrap();
         let alice = HeaderList::new(&[("x-dev", Some(b"alice"))]);
         assert_eq!(
             pod.should_consume(&alice).await.unwrap(),
@@ -176,7 +180,7 @@ async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
         assert_eq!(status["telepresence_version"], release);
         assert_eq!(status["workload_ports"], serde_json::json!([8080, 9090]));
     }
-    let paths = MockServer::default()
+    let paths = MockServerImage::default()
         .with_intercept(Intercept::new("i").path_prefix("/a/").path_prefix("/b/"))
         .start()
         .await
@@ -189,6 +193,54 @@ async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
             "{path}"
         );
     }
+}
+
+/// The container's admin API is the typed `Admin`, over HTTP with the
+/// container's token: the same client a test uses in-process.
+#[tokio::test]
+async fn the_containers_admin_api_is_the_typed_client() {
+    ensure_image(MOCK_SERVER_IMAGE.0, MOCK_SERVER_IMAGE.1, "mock-server");
+    let container = MockServerImage::default()
+        .with_side(Side::Client)
+        .with_intercept(Intercept::new("abc:orders").header("x-dev", "alice"))
+        .start()
+        .await
+        .expect("the mock server container starts");
+    let env = container.env().await.unwrap();
+    assert_eq!(
+        env.intercept_id, "abc:orders",
+        "the workstation's intercept"
+    );
+    let workstation = client_builder(&env).build().unwrap();
+    let alice = HeaderList::new(&[("x-dev", Some(b"alice"))]);
+    assert!(workstation.should_consume(&alice).await.unwrap());
+
+    let admin = container.admin().await.unwrap();
+    let decisions: Vec<_> = admin
+        .journal()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.endpoint == "/consume-here")
+        .collect();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].intercept.as_deref(), Some("abc:orders"));
+
+    assert!(admin.remove_intercept("abc:orders").await.unwrap());
+    admin
+        .inject_fault(Fault::status(503).times(1))
+        .await
+        .unwrap();
+    assert_eq!(admin.faults().await.unwrap().len(), 1);
+    assert!(admin.intercepts().await.unwrap().is_empty());
+
+    let wrong_token = Admin::connect(&container.api_url().await.unwrap(), Some("guess"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong_token, Error::AdminRefused { status: 401, .. }),
+        "{wrong_token:?}"
+    );
 }
 
 #[tokio::test]

@@ -59,6 +59,16 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Docker, through testcontainers, failed (with the `testcontainers`
+    /// feature): a container's address could not be read, an image not built.
+    #[error("cannot {action}")]
+    Container {
+        /// What was being done, e.g. `build the image telepresence-mock-server:latest`.
+        action: String,
+        /// Why: testcontainers' error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The admin API answered with something this client does not
     /// understand: not the mock server, or a version of it that differs.
     #[error("unexpected answer from the admin API at {url}")]

@@ -12,7 +12,8 @@
 //!   injection, intercepts changed between requests);
 //! - as the `telepresence-mock-server` binary, configured by the same flags as
 //!   `telepresence intercept`, a YAML file, or the environment;
-//! - as a container image built `FROM scratch` around that binary.
+//! - as a container image built `FROM scratch` around that binary, started
+//!   from tests with the `testcontainers` module (feature `testcontainers`).
 //!
 //! # Quick start
 //!
@@ -47,6 +48,18 @@
 //! never matches an empty value; all matchers of an intercept must match; the
 //! client side picks the caller's intercept, the agent side picks by container
 //! port and answers the inverse on `/consume-here`.
+//!
+//! # Admin API
+//!
+//! [`Admin`] changes the intercepts, reads the journal and injects faults:
+//! [`MockServer::admin`] in-process, [`Admin::connect`] over HTTP (another
+//! process, a container). Both have the same methods.
+//!
+//! # Features
+//!
+//! - `testcontainers`: the `testcontainers` module, the server as a
+//!   [testcontainers](https://docs.rs/testcontainers) image for end-to-end
+//!   tests, and its container's typed admin client.
 
 #![warn(missing_docs)]
 
@@ -66,6 +79,8 @@ mod limits;
 mod router;
 mod serve;
 mod state;
+#[cfg(feature = "testcontainers")]
+pub mod testcontainers;
 mod wire;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
