@@ -69,6 +69,19 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The mock server image is missing and the binary to build it from
+    /// cannot be used (with the `testcontainers` feature): none was found,
+    /// it cannot be read, it is no Linux executable, or it is linked
+    /// dynamically and its libraries cannot be listed. The message says
+    /// which, and how to get one that works.
+    #[error("{message}")]
+    ServerBinary {
+        /// What is wrong with which binary, and the fix.
+        message: String,
+        /// The I/O error behind it, if any.
+        #[source]
+        source: Option<std::io::Error>,
+    },
     /// The admin API answered with something this client does not
     /// understand: not the mock server, or a version of it that differs.
     #[error("unexpected answer from the admin API at {url}")]

@@ -29,20 +29,56 @@
 //! # }
 //! ```
 //!
-//! The image `telepresence-mock-server:latest` is built locally, never
-//! pulled: `scripts/build-images.sh mock-server` in this repository.
+//! # The image
 //!
-//! [`AsyncRunner`], [`ImageExt`] and [`ContainerAsync`] are re-exported so that a test needs no
-//! testcontainers dependency of its own, and cannot pick a version whose
-//! traits these types do not implement.
+//! No registry serves the image: it is built locally, `FROM scratch` around
+//! a server binary (the Dockerfile is the crate's `Dockerfile`).
+//! [`MockServerImage::build_if_missing`] builds `telepresence-mock-server:<tag>`
+//! unless it exists, from the first binary of:
+//!
+//! 1. the path given with [`MockServerImage::with_binary`];
+//! 2. the environment variable `TELEPRESENCE_MOCK_SERVER_BIN`
+//!    ([`BINARY_ENV`]);
+//! 3. `telepresence-mock-server` on `PATH`.
+//!
+//! A statically linked binary makes an image of one file. A dynamically
+//! linked one gets the shared libraries `ldd` lists, copied to the same
+//! paths; without `ldd` (or with a library missing) it is refused, naming
+//! the binary and the fix: a static build,
+//! `RUSTFLAGS='-C target-feature=+crt-static' cargo install telepresence-mock-server --target <host triple>`.
+//! An image that exists is used as it is: after changing the server, remove
+//! it (`docker rmi telepresence-mock-server:latest`) or use another tag.
+//! In this repository `scripts/build-images.sh mock-server` builds the same
+//! image from a fresh static build.
+//!
+//! ```no_run
+//! use telepresence_mock_server::testcontainers::{AsyncRunner, MockServerImage};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let container = MockServerImage::default()
+//!     .with_binary("target/release/telepresence-mock-server")
+//!     .build_if_missing()
+//!     .await?
+//!     .start()
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`AsyncRunner`], [`ImageExt`] and [`ContainerAsync`] are re-exported so
+//! that a test needs no testcontainers dependency of its own, and cannot
+//! pick a version whose traits these types do not implement.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
 
-use ::testcontainers::Image;
-use ::testcontainers::core::{ContainerPort, IntoContainerPort, WaitFor};
+use ::testcontainers::core::error::ClientError;
+use ::testcontainers::core::{BuildImageOptions, ContainerPort, IntoContainerPort, WaitFor};
+use ::testcontainers::runners::AsyncBuilder;
+use ::testcontainers::{GenericBuildableImage, Image, TestcontainersError};
 
 use crate::{Admin, ConfigFile, Error};
 use telepresence_api::env::{ConsumerEnv, MOCK_ADMIN_TOKEN, MOCK_CONFIG};
@@ -50,6 +86,9 @@ use telepresence_api::{Intercept, Side, TelepresenceVersion, Wire};
 
 pub use ::testcontainers::runners::AsyncRunner;
 pub use ::testcontainers::{ContainerAsync, ImageExt};
+pub use server_binary::BINARY_ENV;
+
+mod server_binary;
 
 /// The image's name.
 pub const IMAGE: &str = "telepresence-mock-server";
@@ -80,6 +119,8 @@ pub struct MockServerImage {
     config_json: String,
     tag: String,
     admin_token: String,
+    /// The binary to build the image from, when given.
+    binary: Option<PathBuf>,
 }
 
 impl fmt::Debug for MockServerImage {
@@ -88,6 +129,7 @@ impl fmt::Debug for MockServerImage {
             .field("config", &self.config)
             .field("tag", &self.tag)
             .field("admin_token", &"<hidden>")
+            .field("binary", &self.binary)
             .finish()
     }
 }
@@ -104,6 +146,7 @@ impl Default for MockServerImage {
             config_json: String::new(),
             tag: TAG.to_owned(),
             admin_token: random_token(),
+            binary: None,
         }
         .configured()
     }
@@ -181,6 +224,66 @@ impl MockServerImage {
     pub fn with_admin_token(mut self, token: impl Into<String>) -> Self {
         self.admin_token = token.into();
         self
+    }
+
+    /// The server binary [`build_if_missing`](Self::build_if_missing) builds
+    /// the image from, before `TELEPRESENCE_MOCK_SERVER_BIN` and `PATH`.
+    pub fn with_binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Builds the image `telepresence-mock-server:<tag>` unless it exists,
+    /// from the binary the [module documentation](self#the-image) says, and
+    /// returns the image ready to start.
+    ///
+    /// When the image exists, no binary is needed. When it does not, a
+    /// missing or unusable binary is [`Error::ServerBinary`], naming it and
+    /// the fix; Docker failing is [`Error::Container`].
+    pub async fn build_if_missing(self) -> Result<Self, Error> {
+        let reference = format!("{IMAGE}:{}", self.tag);
+        let building =
+            |binary: &Path| format!("build the image {reference} from {}", binary.display());
+        let skip_if_exists = BuildImageOptions::new().with_skip_if_exists(true);
+        let context = server_binary::find(self.binary.as_deref()).and_then(|binary| {
+            server_binary::build_context(&binary).map(|context| (binary, context))
+        });
+        match context {
+            Ok((binary, context)) => {
+                let mut image = GenericBuildableImage::new(IMAGE, &self.tag)
+                    .with_dockerfile_string(context.dockerfile);
+                for (source, target) in context.files {
+                    image = image.with_file(source, target);
+                }
+                // The generic image it returns is this one without its
+                // configuration: `self` is what starts.
+                let _built = image
+                    .build_image_with(skip_if_exists)
+                    .await
+                    .map_err(|error| container_error(&building(&binary), error))?;
+                Ok(self)
+            }
+            Err(no_binary) => {
+                // No binary to build from, which matters only if the image
+                // is missing. testcontainers can tell only by building: with
+                // the Dockerfile alone, an existing image is kept as it is
+                // and a missing one fails to build for want of the binary.
+                let probe = GenericBuildableImage::new(IMAGE, &self.tag)
+                    .with_dockerfile_string(server_binary::DOCKERFILE)
+                    .build_image_with(skip_if_exists)
+                    .await;
+                match probe {
+                    Ok(_) => Ok(self),
+                    Err(TestcontainersError::Client(ClientError::BuildImage { .. })) => {
+                        Err(no_binary)
+                    }
+                    Err(docker) => Err(container_error(
+                        &format!("build the image {reference}"),
+                        docker,
+                    )),
+                }
+            }
+        }
     }
 
     /// The side it stands in for.
