@@ -17,7 +17,7 @@
 //!   `matching` feature its validation and matching ([`CompiledIntercept`]);
 //! - [`InterceptInfo`], what `/intercept-info` answers;
 //! - the names: [`endpoint`], [`query`] parameters,
-//!   [`CALLER_INTERCEPT_ID_HEADER`], [`env`] variables;
+//!   [`CALLER_INTERCEPT_ID_HEADER`], [`env`](mod@env) variables;
 //! - [`admin`]: the mock server's admin API (faults, journal entries).
 //!
 //! It does no I/O and knows no HTTP server or Kafka client.

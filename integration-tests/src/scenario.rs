@@ -12,10 +12,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use telepresence_kafka::testcontainers::{Intercept, MockServer, PORT, Side};
+use telepresence_kafka::ClientBuilder;
+use telepresence_mock_server::testcontainers::{
+    AsyncRunner, ContainerAsync, ImageExt, MockServerContainer, MockServerImage, PORT,
+};
+use telepresence_mock_server::{ConsumerEnv, Intercept, Side, TelepresenceVersion};
 use testcontainers::core::IntoContainerPort;
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, ImageExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -166,15 +168,14 @@ pub async fn api(
     side: Side,
     release: &str,
     intercepts: Vec<Intercept>,
-) -> ContainerAsync<MockServer> {
+) -> ContainerAsync<MockServerImage> {
     let (name, tag) = MOCK_SERVER_IMAGE;
     ensure_image(name, tag, "mock-server");
-    let mut image = MockServer::default()
+    let release: TelepresenceVersion = release.parse().expect("a Telepresence release");
+    let image = MockServerImage::default()
         .with_side(side)
-        .with_telepresence_version(release);
-    for intercept in intercepts {
-        image = image.with_intercept(intercept);
-    }
+        .with_telepresence_version(release)
+        .with_intercepts(intercepts);
     let mut last_error = None;
     for _ in 0..3 {
         let port = free_port();
@@ -189,6 +190,29 @@ pub async fn api(
         }
     }
     panic!("the mock server container does not start: {last_error:?}");
+}
+
+/// The environment Telepresence gives alice's consumer beside `container`:
+/// the container's, with her intercept's ID on the workstation even while
+/// the intercept does not exist yet (she has it before she starts it).
+pub async fn consumer_env(container: &ContainerAsync<MockServerImage>) -> ConsumerEnv {
+    let env = container.env().await.expect("the container's address");
+    match container.image().side() {
+        Side::Client => ConsumerEnv::new(env.api_port, env.api_host, INTERCEPT_ID),
+        Side::Agent => env,
+    }
+}
+
+/// An SDK client builder configured from `env` the way a consumer process
+/// is configured from its environment.
+pub fn client_builder(env: &ConsumerEnv) -> ClientBuilder {
+    let vars = env.vars();
+    ClientBuilder::from_env_vars(|name| {
+        vars.iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| value.into())
+    })
+    .expect("the environment a mock server gives is valid")
 }
 
 /// What a consumer process reported, and how it ended.
@@ -218,47 +242,13 @@ pub struct ConsumerProcess {
     stdout_done: tokio::task::JoinHandle<()>,
 }
 
-/// How a consumer process reaches its Telepresence API, if at all.
-pub struct ApiEnv {
-    /// `TELEPRESENCE_API_HOST`.
-    pub host: String,
-    /// `TELEPRESENCE_API_PORT`.
-    pub port: u16,
-    /// `TELEPRESENCE_INTERCEPT_ID` (empty in the pod).
-    pub intercept_id: String,
-}
-
-impl ApiEnv {
-    /// The environment Telepresence would give a consumer beside `container`.
-    pub async fn of(container: &ContainerAsync<MockServer>) -> Self {
-        let host = container
-            .get_host()
-            .await
-            .expect("the container's host")
-            .to_string();
-        let port = container
-            .get_host_port_ipv4(PORT.tcp())
-            .await
-            .expect("the mapped port");
-        let intercept_id = match container.image().side() {
-            Side::Client => INTERCEPT_ID.to_owned(),
-            Side::Agent => String::new(),
-        };
-        Self {
-            host,
-            port,
-            intercept_id,
-        }
-    }
-}
-
 impl ConsumerProcess {
     /// Starts `binary` (the path of `split-consumer`) against the broker,
     /// with the API's environment and extra variables.
     pub fn spawn(
         binary: &str,
         bootstrap: &str,
-        api: Option<&ApiEnv>,
+        api: Option<&ConsumerEnv>,
         extra: &[(&str, &str)],
     ) -> Self {
         let mut command = Command::new(binary);
@@ -274,10 +264,7 @@ impl ConsumerProcess {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if let Some(api) = api {
-            command
-                .env("TELEPRESENCE_API_HOST", &api.host)
-                .env("TELEPRESENCE_API_PORT", api.port.to_string())
-                .env("TELEPRESENCE_INTERCEPT_ID", &api.intercept_id);
+            command.envs(api.vars());
         }
         let mut child = command.spawn().expect("the consumer process starts");
         let reports = Arc::new(Mutex::new(Reports::default()));

@@ -1,8 +1,15 @@
 //! The mock server's container image: small, shell-less, and the same server.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use telepresence_kafka_integration_tests::{MOCK_SERVER_IMAGE, docker_inspect, ensure_image};
+use telepresence_kafka::HeaderList;
+use telepresence_kafka_integration_tests::scenario::client_builder;
+use telepresence_kafka_integration_tests::{
+    MOCK_SERVER_IMAGE, docker_inspect, ensure_image, require_docker, workspace_root,
+};
+use telepresence_mock_server::testcontainers::{IMAGE, MockServerContainer, MockServerImage};
+use telepresence_mock_server::{Admin, Error, Fault, Intercept, Side};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -134,19 +141,17 @@ async fn the_container_takes_the_intercept_flags_as_arguments() {
     );
 }
 
-/// The SDK's container module passes the release and the workload's ports:
-/// on a two-port workload, a message without a container port belongs to the
-/// first port's intercept from 2.25, and to no intercept before.
+/// The container module passes the release and the workload's ports: on a
+/// two-port workload, a message without a container port belongs to the
+/// first port's intercept from 2.25, and to no intercept before. The SDK is
+/// configured from the container's environment, as a consumer process is.
 #[tokio::test]
 async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
-    use telepresence_kafka::HeaderList;
-    use telepresence_kafka::testcontainers::{Intercept, MockServer, MockServerContainer, Side};
-
     ensure_image(MOCK_SERVER_IMAGE.0, MOCK_SERVER_IMAGE.1, "mock-server");
     for (release, pod_consumes_alice) in [("2.27", false), ("2.24.1", true)] {
-        let container = MockServer::default()
+        let container = MockServerImage::default()
             .with_side(Side::Agent)
-            .with_telepresence_version(release)
+            .with_telepresence_version(release.parse().unwrap())
             .with_workload_ports([8080, 9090])
             .with_intercept(
                 Intercept::new("alice")
@@ -156,7 +161,9 @@ async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
             .start()
             .await
             .expect("the mock server container starts");
-        let pod = container.client_builder().await.unwrap().build().unwrap();
+        let env = container.env().await.unwrap();
+        assert_eq!(env.intercept_id, "", "a pod has no intercept ID");
+        let pod = client_builder(&env).build().unwrap();
         let alice = HeaderList::new(&[("x-dev", Some(b"alice"))]);
         assert_eq!(
             pod.should_consume(&alice).await.unwrap(),
@@ -176,7 +183,7 @@ async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
         assert_eq!(status["telepresence_version"], release);
         assert_eq!(status["workload_ports"], serde_json::json!([8080, 9090]));
     }
-    let paths = MockServer::default()
+    let paths = MockServerImage::default()
         .with_intercept(Intercept::new("i").path_prefix("/a/").path_prefix("/b/"))
         .start()
         .await
@@ -189,6 +196,54 @@ async fn the_container_module_mocks_the_release_and_the_workload_asked_for() {
             "{path}"
         );
     }
+}
+
+/// The container's admin API is the typed `Admin`, over HTTP with the
+/// container's token: the same client a test uses in-process.
+#[tokio::test]
+async fn the_containers_admin_api_is_the_typed_client() {
+    ensure_image(MOCK_SERVER_IMAGE.0, MOCK_SERVER_IMAGE.1, "mock-server");
+    let container = MockServerImage::default()
+        .with_side(Side::Client)
+        .with_intercept(Intercept::new("abc:orders").header("x-dev", "alice"))
+        .start()
+        .await
+        .expect("the mock server container starts");
+    let env = container.env().await.unwrap();
+    assert_eq!(
+        env.intercept_id, "abc:orders",
+        "the workstation's intercept"
+    );
+    let workstation = client_builder(&env).build().unwrap();
+    let alice = HeaderList::new(&[("x-dev", Some(b"alice"))]);
+    assert!(workstation.should_consume(&alice).await.unwrap());
+
+    let admin = container.admin().await.unwrap();
+    let decisions: Vec<_> = admin
+        .journal()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.endpoint == "/consume-here")
+        .collect();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].intercept.as_deref(), Some("abc:orders"));
+
+    assert!(admin.remove_intercept("abc:orders").await.unwrap());
+    admin
+        .inject_fault(Fault::status(503).times(1))
+        .await
+        .unwrap();
+    assert_eq!(admin.faults().await.unwrap().len(), 1);
+    assert!(admin.intercepts().await.unwrap().is_empty());
+
+    let wrong_token = Admin::connect(&container.api_url().await.unwrap(), Some("guess"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong_token, Error::AdminRefused { status: 401, .. }),
+        "{wrong_token:?}"
+    );
 }
 
 #[tokio::test]
@@ -210,4 +265,108 @@ async fn the_container_stops_cleanly_on_sigterm() {
     );
     let logs = Command::new("docker").args(["logs", &id]).output().unwrap();
     assert!(String::from_utf8_lossy(&logs.stderr).contains("shutting down"));
+}
+
+/// The `telepresence-mock-server` binary cargo builds for the profile these
+/// tests run in, brought up to date now. A package's tests get only their
+/// own binaries (`CARGO_BIN_EXE_*`), so this asks cargo for the mock
+/// server's and reads where it put it.
+fn cargo_built_mock_server() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    // target/<profile dir>/deps/<test>: "debug" is the dev profile's directory.
+    let profile = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|dir| dir.file_name())
+        .and_then(|name| name.to_str())
+        .filter(|name| *name != "debug")
+        .map(str::to_owned);
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "-p",
+            "telepresence-mock-server",
+            "--bin",
+            "telepresence-mock-server",
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit());
+    if let Some(profile) = profile {
+        cargo.args(["--profile", &profile]);
+    }
+    let output = cargo.output().expect("cargo runs");
+    assert!(output.status.success(), "cargo builds the mock server");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "telepresence-mock-server")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo names the mock server's executable")
+}
+
+/// Removes an image tag when dropped, test passed or failed.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["image", "rm", "--force", &self.0])
+            .output();
+    }
+}
+
+/// Without a registry, the container module builds its image itself: here
+/// under a throwaway tag, from the binary cargo built for these tests
+/// (linked dynamically, so its shared libraries go into the image with it).
+#[tokio::test]
+async fn the_container_module_builds_its_image_when_missing() {
+    require_docker();
+    let binary = cargo_built_mock_server();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let tag = format!("build-test-{}-{nanos:x}", std::process::id());
+    let reference = format!("{IMAGE}:{tag}");
+    let _remove = RemoveImage(reference.clone());
+
+    let image = MockServerImage::default()
+        .with_tag(&tag)
+        .with_binary(&binary)
+        .build_if_missing()
+        .await
+        .expect("the image is built from the binary");
+    docker_inspect(&reference, "{{.Id}}");
+    let container = image
+        .start()
+        .await
+        .expect("a container of the new image starts");
+    let url = container.api_url().await.unwrap();
+    assert_eq!(get(&format!("{url}/healthz"), &[]).await.0, 200);
+    container.rm().await.unwrap();
+
+    // Once it exists, no binary is needed, nor looked at.
+    let _reused = MockServerImage::default()
+        .with_tag(&tag)
+        .with_binary("/no/such/telepresence-mock-server")
+        .build_if_missing()
+        .await
+        .expect("the existing image is used as it is");
+
+    // Missing, and nothing to build it from: the error names the binary and the fix.
+    let nothing = MockServerImage::default()
+        .with_tag(format!("{tag}-never"))
+        .with_binary("/no/such/telepresence-mock-server")
+        .build_if_missing()
+        .await
+        .unwrap_err();
+    assert!(matches!(nothing, Error::ServerBinary { .. }), "{nothing:?}");
+    assert!(
+        nothing
+            .to_string()
+            .contains("/no/such/telepresence-mock-server"),
+        "{nothing}"
+    );
 }

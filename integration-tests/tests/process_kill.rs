@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use telepresence_kafka_examples::EmbeddedKafka;
 use telepresence_kafka_integration_tests::scenario::{
-    ApiEnv, ConsumerProcess, INTERCEPT_ID, PATIENCE, TOPIC, TestMessage, ids, mixed_messages,
-    produce,
+    ConsumerProcess, PATIENCE, TOPIC, TestMessage, alices_intercept, ids, mixed_messages, produce,
 };
-use telepresence_mock_server::{MockServer, Side};
+use telepresence_mock_server::{ConsumerEnv, MockServer, Side};
 
 const CONSUMER: &str = env!("CARGO_BIN_EXE_split-consumer");
 const COUNT: usize = 6_000;
@@ -27,36 +26,15 @@ async fn api(side: Side) -> MockServer {
     MockServer::builder()
         .side(side)
         .journal_capacity(0)
-        .intercept(mock_intercept())
+        .intercept(alices_intercept())
         .start()
         .await
         .unwrap()
 }
 
-/// The scenarios' intercept ([`alices_intercept`]), in the in-process
-/// server's own type.
-fn mock_intercept() -> telepresence_mock_server::Intercept {
-    telepresence_mock_server::Intercept::new(INTERCEPT_ID)
-        .header("x-dev", "alice")
-        .path_prefix("/orders/")
-        .metadata("owner", "alice")
-        .metadata("team", "payments")
-}
-
-fn env(server: &MockServer, side: Side) -> ApiEnv {
-    ApiEnv {
-        host: "127.0.0.1".to_owned(),
-        port: server.port(),
-        intercept_id: match side {
-            Side::Client => INTERCEPT_ID.to_owned(),
-            Side::Agent => String::new(),
-        },
-    }
-}
-
 /// Runs one side through two kills and a last, clean run; returns every
 /// run's processed ids, the killed ones first.
-async fn kill_twice(bootstrap: &str, api: &ApiEnv, share: usize) -> Vec<Vec<usize>> {
+async fn kill_twice(bootstrap: &str, api: &ConsumerEnv, share: usize) -> Vec<Vec<usize>> {
     let assign = [("TPK_ASSIGN", "1")];
     let mut runs = Vec::new();
     for _ in 0..2 {
@@ -99,10 +77,7 @@ async fn consumers_killed_mid_stream_lose_nothing() {
 
     let workstation_share = ids(&messages, TestMessage::matches_alice);
     let pod_share = ids(&messages, |m| !m.matches_alice());
-    let (pod_env, workstation_env) = (
-        env(&pod_api, Side::Agent),
-        env(&workstation_api, Side::Client),
-    );
+    let (pod_env, workstation_env) = (pod_api.env(), workstation_api.env());
     let (pod_runs, workstation_runs) = tokio::join!(
         kill_twice(&kafka.bootstrap, &pod_env, pod_share.len()),
         kill_twice(&kafka.bootstrap, &workstation_env, workstation_share.len()),

@@ -7,12 +7,13 @@
 use std::collections::BTreeSet;
 
 use telepresence_kafka::HeaderList;
-use telepresence_kafka::testcontainers::{Intercept, MockServerContainer, Side};
 use telepresence_kafka_integration_tests::broker::Tansu;
 use telepresence_kafka_integration_tests::scenario::{
-    ApiEnv, ConsumerProcess, GROUP, INTERCEPT_ID, NEWEST, TestMessage, alices_intercept, api,
-    committed, create_topic, ids, mixed_messages, produce,
+    ConsumerProcess, GROUP, INTERCEPT_ID, NEWEST, TestMessage, alices_intercept, api,
+    client_builder, committed, consumer_env, create_topic, ids, mixed_messages, produce,
 };
+use telepresence_mock_server::testcontainers::MockServerContainer;
+use telepresence_mock_server::{Intercept, Side};
 
 const CONSUMER: &str = env!("CARGO_BIN_EXE_split-consumer");
 const PARTITIONS: i32 = 3;
@@ -51,12 +52,16 @@ async fn split_with_release(release: &str, count: usize) {
     let pod_api = api(Side::Agent, release, vec![alices_intercept()]).await;
     let workstation_api = api(Side::Client, release, vec![alices_intercept()]).await;
 
-    let in_pod =
-        ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&ApiEnv::of(&pod_api).await), &[]);
+    let in_pod = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&consumer_env(&pod_api).await),
+        &[],
+    );
     let on_workstation = ConsumerProcess::spawn(
         CONSUMER,
         &bootstrap,
-        Some(&ApiEnv::of(&workstation_api).await),
+        Some(&consumer_env(&workstation_api).await),
         &[],
     );
     in_pod.wait_for_progress(count as u64).await;
@@ -94,10 +99,7 @@ async fn the_pod_and_the_workstation_split_a_topic_exactly() {
 #[tokio::test]
 async fn intercept_info_returns_the_intercepts_metadata() {
     let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
-    let tp = workstation_api
-        .client_builder()
-        .await
-        .unwrap()
+    let tp = client_builder(&consumer_env(&workstation_api).await)
         .build()
         .unwrap();
     let matching = HeaderList::new(&[("x-dev", Some(b"alice"))]).path("/orders/1");
@@ -128,8 +130,8 @@ async fn a_consumer_stopped_mid_stream_resumes_without_loss_or_repeats() {
     let pod_api = api(Side::Agent, NEWEST, vec![alices_intercept()]).await;
     let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
     let (pod_env, workstation_env) = (
-        ApiEnv::of(&pod_api).await,
-        ApiEnv::of(&workstation_api).await,
+        consumer_env(&pod_api).await,
+        consumer_env(&workstation_api).await,
     );
 
     // Each side is stopped (SIGTERM, as in a rolling restart) part-way, then
@@ -175,12 +177,16 @@ async fn an_intercept_that_starts_and_ends_mid_stream_moves_messages_and_back() 
     // No intercept yet: the workstation's consumer runs, its intercept ID unknown to the APIs.
     let pod_api = api(Side::Agent, NEWEST, vec![]).await;
     let workstation_api = api(Side::Client, NEWEST, vec![]).await;
-    let in_pod =
-        ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&ApiEnv::of(&pod_api).await), &[]);
+    let in_pod = ConsumerProcess::spawn(
+        CONSUMER,
+        &bootstrap,
+        Some(&consumer_env(&pod_api).await),
+        &[],
+    );
     let on_workstation = ConsumerProcess::spawn(
         CONSUMER,
         &bootstrap,
-        Some(&ApiEnv::of(&workstation_api).await),
+        Some(&consumer_env(&workstation_api).await),
         &[],
     );
     let admins = [
@@ -193,13 +199,13 @@ async fn an_intercept_that_starts_and_ends_mid_stream_moves_messages_and_back() 
     produce_and_wait(&bootstrap, &before, &both, 300).await;
 
     for admin in &admins {
-        admin.add_intercept(&alices_intercept()).await.unwrap();
+        admin.add_intercept(alices_intercept()).await.unwrap();
     }
     let during = mixed_messages(300..600);
     produce_and_wait(&bootstrap, &during, &both, 600).await;
 
     for admin in &admins {
-        admin.remove_intercept(INTERCEPT_ID).await.unwrap();
+        assert!(admin.remove_intercept(INTERCEPT_ID).await.unwrap());
     }
     let after = mixed_messages(600..900);
     produce_and_wait(&bootstrap, &after, &both, 900).await;
@@ -230,13 +236,13 @@ async fn when_both_apis_hang_the_pod_consumes_and_the_workstation_waits_and_says
     let in_pod = ConsumerProcess::spawn(
         CONSUMER,
         &bootstrap,
-        Some(&ApiEnv::of(&pod_api).await),
+        Some(&consumer_env(&pod_api).await),
         &fast_timeout,
     );
     let on_workstation = ConsumerProcess::spawn(
         CONSUMER,
         &bootstrap,
-        Some(&ApiEnv::of(&workstation_api).await),
+        Some(&consumer_env(&workstation_api).await),
         &fast_timeout,
     );
 
@@ -303,7 +309,7 @@ async fn with_fail_a_consumer_whose_api_stops_exits_without_committing_past_what
     let (_broker, bootstrap) = Tansu::start().await;
     create_topic(&bootstrap, PARTITIONS).await;
     let workstation_api = api(Side::Client, NEWEST, vec![alices_intercept()]).await;
-    let env = ApiEnv::of(&workstation_api).await;
+    let env = consumer_env(&workstation_api).await;
     let fail = [("TPK_FAILURE_POLICY", "fail"), ("TPK_TIMEOUT_MS", "300")];
     let consumer = ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&env), &fail);
 
@@ -362,7 +368,7 @@ async fn on_a_multi_port_workload_the_pod_needs_the_container_port() {
     let messages = mixed_messages(0..400);
     produce(&bootstrap, &messages).await;
     let pod_api = api(Side::Agent, NEWEST, two_port_intercepts()).await;
-    let env = ApiEnv::of(&pod_api).await;
+    let env = consumer_env(&pod_api).await;
 
     // The web container's consumer sends its port: alice's messages are hers.
     let web = ConsumerProcess::spawn(
@@ -394,7 +400,7 @@ async fn on_a_multi_port_workload_the_pod_needs_the_container_port() {
     let portless = ConsumerProcess::spawn(
         CONSUMER,
         &bootstrap,
-        Some(&ApiEnv::of(&old_pod_api).await),
+        Some(&consumer_env(&old_pod_api).await),
         &[("KAFKA_GROUP", "portless-2.24")],
     );
     portless.wait_for_progress(400).await;

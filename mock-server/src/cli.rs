@@ -381,7 +381,7 @@ fn run(args: Args) -> ExitCode {
     let builder = match args.to_builder() {
         Ok(builder) => builder,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", crate::error::report(&error));
             return ExitCode::from(2);
         }
     };
@@ -406,7 +406,7 @@ fn run(args: Args) -> ExitCode {
         let server = match builder.start().await {
             Ok(server) => server,
             Err(error) => {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", crate::error::report(&error));
                 return ExitCode::FAILURE;
             }
         };
@@ -447,7 +447,7 @@ const LISTED_AT_START: usize = 10;
 /// The one start-up line: where it listens and every intercept. A generated
 /// admin token is shown, since nobody else knows it; a given one is not.
 fn announce(server: &MockServer, token_generated: bool) {
-    let intercepts = server.intercepts();
+    let intercepts = server.intercepts_in_force();
     let summary = if intercepts.is_empty() {
         "no intercepts".to_owned()
     } else {

@@ -79,7 +79,7 @@ impl fmt::Display for ConfigOrigin {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {}: {error}", path.display())]
+    #[error("cannot read config file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -369,9 +369,13 @@ intercepts:
                 .starts_with("environment variable TELEPRESENCE_MOCK_CONFIG: ")
         );
         let err = ConfigFile::load(Path::new("/no/such/file.yaml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read config file /no/such/file.yaml"
+        );
         assert!(
-            err.to_string()
-                .starts_with("cannot read config file /no/such/file.yaml: ")
+            std::error::Error::source(&err).is_some(),
+            "the cause is linked"
         );
     }
 }

@@ -6,46 +6,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::decision::InterceptSetError;
+use crate::admin_client::Admin;
+use crate::config;
+use crate::error::Error;
 use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal};
 use crate::limits::Limits;
 use crate::router::{self, AdminAccess};
 use crate::serve;
 use crate::state::{Mocked, ServerState};
-use crate::{ConfigError, config};
-use telepresence_api::admin::{ActiveFault, Fault, FaultError, JournalEntry};
 use telepresence_api::env::ConsumerEnv;
-use telepresence_api::{Intercept, InterceptError, Rules, Side, TelepresenceVersion, Wire};
-
-/// Why a server could not start or a change was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The configuration was refused.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// An intercept was refused.
-    #[error(transparent)]
-    Intercept(#[from] InterceptError),
-    /// A list of intercepts was refused.
-    #[error(transparent)]
-    Intercepts(#[from] InterceptSetError),
-    /// The fault was refused.
-    #[error("invalid fault: {0}")]
-    Fault(FaultError),
-    /// The listening socket could not be opened.
-    #[error("cannot listen on {address}: {error}")]
-    Bind {
-        /// The address asked for.
-        address: String,
-        /// Why.
-        #[source]
-        error: std::io::Error,
-    },
-    /// The background thread's runtime could not start.
-    #[error("cannot start the server's runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-}
+use telepresence_api::{Intercept, Rules, Side, TelepresenceVersion, Wire};
 
 /// Configures a [`MockServer`]. Start from [`MockServer::builder`].
 #[derive(Clone, Debug)]
@@ -163,8 +133,8 @@ impl MockServerBuilder {
         self
     }
 
-    /// Serves the `/_mock/` admin API over HTTP (default on). The methods of
-    /// [`MockServer`] work either way.
+    /// Serves the `/_mock/` admin API over HTTP (default on).
+    /// [`MockServer::admin`] works either way.
     pub fn admin(mut self, enabled: bool) -> Self {
         self.admin = enabled;
         self
@@ -291,7 +261,8 @@ enum Task {
 ///
 /// It answers `/healthz`, `/consume-here` and `/intercept-info` like the real
 /// server of the chosen [`Side`] and Telepresence release, records every request
-/// in a journal, and injects faults on demand. It stops when dropped.
+/// in a journal, and injects faults on demand ([`MockServer::admin`]). It
+/// stops when dropped.
 ///
 /// ```
 /// use telepresence_mock_server::{Intercept, MockServer, Side};
@@ -313,7 +284,7 @@ enum Task {
 ///     .text()
 ///     .await?;
 /// assert_eq!(answer, "true");
-/// assert_eq!(server.journal().len(), 1);
+/// assert_eq!(server.admin().journal().await?.len(), 1);
 /// # Ok(())
 /// # }
 /// ```
@@ -409,62 +380,15 @@ impl MockServer {
         ConsumerEnv::new(self.address.port(), api_host, intercept_id)
     }
 
-    /// The intercepts in force, in order.
-    pub fn intercepts(&self) -> Vec<Intercept> {
+    /// The admin API, in-process: intercepts, journal, faults. It works
+    /// whether or not the server also serves it over HTTP.
+    pub fn admin(&self) -> Admin {
+        Admin::in_process(self.state.clone())
+    }
+
+    /// The intercepts in force, for the start-up line.
+    pub(crate) fn intercepts_in_force(&self) -> Vec<Intercept> {
         self.state.intercepts()
-    }
-
-    /// Adds an intercept; the next request sees it.
-    pub fn add_intercept(&self, intercept: Intercept) -> Result<(), Error> {
-        intercept.validate_for(&self.state.rules)?;
-        Ok(self.state.add_intercept(intercept)?)
-    }
-
-    /// Replaces every intercept at once.
-    pub fn set_intercepts(
-        &self,
-        intercepts: impl IntoIterator<Item = Intercept>,
-    ) -> Result<(), Error> {
-        Ok(self
-            .state
-            .replace_intercepts(intercepts.into_iter().collect())?)
-    }
-
-    /// Removes the intercept with this ID; `false` if there was none.
-    pub fn remove_intercept(&self, id: &str) -> bool {
-        // Removing cannot make a valid set invalid.
-        self.state.remove_intercept(id).unwrap_or(false)
-    }
-
-    /// Removes every intercept.
-    pub fn clear_intercepts(&self) {
-        // An empty set is always valid.
-        let _ = self.state.replace_intercepts(Vec::new());
-    }
-
-    /// The journal: every request to the API (and to unknown paths), oldest first.
-    pub fn journal(&self) -> Vec<JournalEntry> {
-        self.state.journal.entries()
-    }
-
-    /// Empties the journal.
-    pub fn clear_journal(&self) {
-        self.state.journal.clear();
-    }
-
-    /// Injects a fault into the next answers.
-    pub fn inject(&self, fault: Fault) -> Result<(), Error> {
-        self.state.faults.add(fault).map_err(Error::Fault)
-    }
-
-    /// The faults in force.
-    pub fn faults(&self) -> Vec<ActiveFault> {
-        self.state.faults.list()
-    }
-
-    /// Removes every fault.
-    pub fn clear_faults(&self) {
-        self.state.faults.clear();
     }
 
     /// Stops accepting connections and waits for the requests in flight.

@@ -12,7 +12,8 @@
 //!   injection, intercepts changed between requests);
 //! - as the `telepresence-mock-server` binary, configured by the same flags as
 //!   `telepresence intercept`, a YAML file, or the environment;
-//! - as a container image built `FROM scratch` around that binary.
+//! - as a container image built `FROM scratch` around that binary, started
+//!   from tests with the `testcontainers` module (feature `testcontainers`).
 //!
 //! # Quick start
 //!
@@ -47,16 +48,30 @@
 //! never matches an empty value; all matchers of an intercept must match; the
 //! client side picks the caller's intercept, the agent side picks by container
 //! port and answers the inverse on `/consume-here`.
+//!
+//! # Admin API
+//!
+//! [`Admin`] changes the intercepts, reads the journal and injects faults:
+//! [`MockServer::admin`] in-process, [`Admin::connect`] over HTTP (another
+//! process, a container). Both have the same methods.
+//!
+//! # Features
+//!
+//! - `testcontainers`: the `testcontainers` module, the server as a
+//!   [testcontainers](https://docs.rs/testcontainers) image for end-to-end
+//!   tests, and its container's typed admin client.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
+mod admin_client;
 mod api;
 mod body;
 pub mod cli;
 mod config;
 mod decision;
+mod error;
 mod fault;
 mod form;
 mod harness;
@@ -65,6 +80,8 @@ mod limits;
 mod router;
 mod serve;
 mod state;
+#[cfg(feature = "testcontainers")]
+pub mod testcontainers;
 mod wire;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
@@ -91,9 +108,11 @@ pub mod fuzzing {
 #[doc = include_str!("../../docs/mock-server.md")]
 struct Guide;
 
+pub use admin_client::Admin;
 pub use config::{CONFIG_ENV, ConfigError, ConfigFile, ConfigOrigin, DEFAULT_LISTEN};
 pub use decision::InterceptSetError;
-pub use harness::{Error, MockServer, MockServerBuilder};
+pub use error::Error;
+pub use harness::{MockServer, MockServerBuilder};
 pub use journal::{
     DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, JOURNAL_ENTRY_LIMIT, JOURNAL_VALUE_LIMIT,
 };

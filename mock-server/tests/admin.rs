@@ -63,7 +63,10 @@ async fn intercepts_can_be_listed_added_replaced_and_deleted() {
     assert_eq!(replaced.status, 200);
     assert_eq!(replaced.json().as_array().unwrap().len(), 1);
     assert_eq!(consume("a").await, "false", "replaced away");
-    assert_eq!(server.intercepts(), [Intercept::new("z").header("x", "2")]);
+    assert_eq!(
+        server.admin().intercepts().await.unwrap(),
+        [Intercept::new("z").header("x", "2")]
+    );
 
     let deleted = ask(&url, "/_mock/intercepts/z")
         .method("DELETE")
@@ -81,10 +84,14 @@ async fn intercepts_can_be_listed_added_replaced_and_deleted() {
         again.body
     );
 
-    server.add_intercept(Intercept::new("q")).unwrap();
+    server
+        .admin()
+        .add_intercept(Intercept::new("q"))
+        .await
+        .unwrap();
     let cleared = ask(&url, "/_mock/intercepts").method("DELETE").send().await;
     assert_eq!(cleared.status, 204);
-    assert!(server.intercepts().is_empty());
+    assert!(server.admin().intercepts().await.unwrap().is_empty());
 }
 
 /// A server mocking a release before 2.25, which refuses more than today's.
@@ -162,7 +169,7 @@ async fn bad_intercepts_are_refused_naming_the_key() {
         got.body
     );
     assert_eq!(
-        server.intercepts().len(),
+        server.admin().intercepts().await.unwrap().len(),
         1,
         "a refused replacement changes nothing"
     );
@@ -236,7 +243,7 @@ async fn the_journal_records_each_request_and_its_answer() {
     ask(&url, "/nowhere").send().await;
     ask(&url, "/_mock/").send().await;
 
-    let journal = server.journal();
+    let journal = server.admin().journal().await.unwrap();
     let summary: Vec<(&str, &str, &str, Option<u16>)> = journal
         .iter()
         .map(|e| {
@@ -306,7 +313,7 @@ async fn the_journal_records_each_request_and_its_answer() {
 
     let cleared = ask(&url, "/_mock/journal").method("DELETE").send().await;
     assert_eq!(cleared.status, 204);
-    assert!(server.journal().is_empty());
+    assert!(server.admin().journal().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -321,7 +328,14 @@ async fn the_journal_is_bounded() {
             .send()
             .await;
     }
-    let paths: Vec<String> = server.journal().into_iter().map(|e| e.path).collect();
+    let paths: Vec<String> = server
+        .admin()
+        .journal()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
     assert_eq!(paths, ["15", "16", "17", "18", "19"]);
     let status = ask(&server.url(), "/_mock/").send().await.json();
     assert_eq!(status["journal"]["capacity"], 5);
@@ -363,7 +377,7 @@ async fn a_status_fault_answers_the_next_n_requests_then_goes() {
             .unwrap()
             .is_empty()
     );
-    let journal = server.journal();
+    let journal = server.admin().journal().await.unwrap();
     assert_eq!(journal[0].fault.as_deref(), Some("status 503"));
     assert_eq!(journal[2].fault, None);
 }
@@ -375,7 +389,11 @@ async fn status_faults_follow_the_wire_format() {
         .start()
         .await
         .unwrap();
-    server.inject(Fault::status(500)).unwrap();
+    server
+        .admin()
+        .inject_fault(Fault::status(500))
+        .await
+        .unwrap();
     let got = ask(&server.url(), "/consume-here").send().await;
     assert_eq!(
         got,
@@ -392,7 +410,9 @@ async fn a_fault_can_target_one_endpoint_and_be_cleared() {
     let server = server().await;
     let url = server.url();
     server
-        .inject(Fault::status(500).endpoint("/intercept-info"))
+        .admin()
+        .inject_fault(Fault::status(500).endpoint("/intercept-info"))
+        .await
         .unwrap();
     assert_eq!(ask(&url, "/consume-here").send().await.status, 200);
     assert_eq!(ask(&url, "/intercept-info").send().await.status, 500);
@@ -404,7 +424,11 @@ async fn a_fault_can_target_one_endpoint_and_be_cleared() {
 #[tokio::test]
 async fn a_fractional_fault_hits_some_requests() {
     let server = server().await;
-    server.inject(Fault::status(500).fraction(0.5)).unwrap();
+    server
+        .admin()
+        .inject_fault(Fault::status(500).fraction(0.5))
+        .await
+        .unwrap();
     let mut failed = 0;
     for _ in 0..200 {
         if ask(&server.url(), "/consume-here").send().await.status == 500 {
@@ -418,7 +442,9 @@ async fn a_fractional_fault_hits_some_requests() {
 async fn a_delay_fault_holds_the_answer() {
     let server = server().await;
     server
-        .inject(Fault::delay(Duration::from_millis(300)).times(1))
+        .admin()
+        .inject_fault(Fault::delay(Duration::from_millis(300)).times(1))
+        .await
         .unwrap();
     let started = Instant::now();
     let got = ask(&server.url(), "/consume-here")
@@ -428,13 +454,20 @@ async fn a_delay_fault_holds_the_answer() {
         .await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(got, json_answer("true"), "after the delay, the real answer");
-    assert_eq!(server.journal()[0].fault.as_deref(), Some("delay 300ms"));
+    assert_eq!(
+        server.admin().journal().await.unwrap()[0].fault.as_deref(),
+        Some("delay 300ms")
+    );
 }
 
 #[tokio::test]
 async fn a_client_with_a_short_timeout_gives_up_on_a_delay() {
     let server = server().await;
-    server.inject(Fault::delay(Duration::from_secs(5))).unwrap();
+    server
+        .admin()
+        .inject_fault(Fault::delay(Duration::from_secs(5)))
+        .await
+        .unwrap();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(100))
         .build()
@@ -465,7 +498,7 @@ async fn a_close_fault_drops_the_connection_without_an_answer() {
         200,
         "once only"
     );
-    let journal = server.journal();
+    let journal = server.admin().journal().await.unwrap();
     assert_eq!(
         (journal[0].status, journal[0].fault.as_deref()),
         (None, Some("close"))
@@ -493,7 +526,7 @@ async fn a_body_fault_answers_garbage_with_success() {
     );
     let next = ask(&server.url(), "/consume-here").send().await;
     assert_eq!(next, json_answer("false"), "once only");
-    let journal = server.journal();
+    let journal = server.admin().journal().await.unwrap();
     assert_eq!(
         journal[0].fault.as_deref(),
         Some(r#"body "<html>maintenance</html>""#)
@@ -537,7 +570,11 @@ async fn without_admin_the_mock_paths_are_404s_but_the_api_works() {
         )
     );
     assert_eq!(ask(&server.url(), "/healthz").send().await.status, 200);
-    server.add_intercept(Intercept::new("i")).unwrap();
+    server
+        .admin()
+        .add_intercept(Intercept::new("i"))
+        .await
+        .unwrap();
     assert_eq!(
         ask(&server.url(), "/consume-here")
             .caller("i")
@@ -618,15 +655,16 @@ async fn the_env_names_the_server_for_a_consumer() {
     assert_eq!(agent.env().intercept_id, "", "a pod has no intercept ID");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_edits_are_never_lost() {
-    let server = std::sync::Arc::new(MockServer::builder().start().await.unwrap());
+    let server = MockServer::builder().start().await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
-            let server = server.clone();
-            tokio::task::spawn_blocking(move || {
-                server
+            let admin = server.admin();
+            tokio::spawn(async move {
+                admin
                     .add_intercept(Intercept::new(format!("i{i}")))
+                    .await
                     .unwrap()
             })
         })
@@ -634,7 +672,7 @@ async fn concurrent_edits_are_never_lost() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(server.intercepts().len(), 50);
+    assert_eq!(server.admin().intercepts().await.unwrap().len(), 50);
 }
 
 #[tokio::test]

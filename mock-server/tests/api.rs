@@ -490,7 +490,7 @@ async fn the_pod_selects_by_port_and_leaves_out_other_callers() {
             "another caller's intercept"
         );
 
-        server.remove_intercept("admin");
+        server.admin().remove_intercept("admin").await.unwrap();
         assert_eq!(
             consume("", "").await,
             "false",

@@ -54,7 +54,9 @@ async fn half_closed_clients_get_their_answers() {
             // end of the request reaches the server before the answer is made.
             if round % 2 == 1 {
                 server
-                    .inject(Fault::delay(Duration::from_millis(5)).times(1))
+                    .admin()
+                    .inject_fault(Fault::delay(Duration::from_millis(5)).times(1))
+                    .await
                     .unwrap();
             }
             let answer = exchange(&server, request, true).await;
@@ -95,7 +97,7 @@ async fn the_journal_stays_within_its_byte_budget_whatever_the_requests() {
     let status = ask(&server.url(), "/_mock/").send().await.json();
     let bytes = status["journal"]["bytes"].as_u64().unwrap() as usize;
     assert!(bytes <= budget, "{bytes} bytes kept, budget {budget}");
-    let entry = &server.journal()[0];
+    let entry = &server.admin().journal().await.unwrap()[0];
     let marker = format!("…[truncated: {} bytes]", 3 << 20);
     assert!(
         entry.path.ends_with(&marker),
@@ -141,7 +143,11 @@ async fn the_journal_stays_within_its_byte_budget_whatever_the_requests() {
             break;
         }
     }
-    assert_eq!(read, server.journal().len(), "every entry, page by page");
+    assert_eq!(
+        read,
+        server.admin().journal().await.unwrap().len(),
+        "every entry, page by page"
+    );
     assert!(pages >= 5, "{pages} pages");
 }
 
@@ -297,7 +303,7 @@ async fn large_intercept_sets_are_edited_while_health_checks_answer() {
         .await
         .unwrap();
     assert_eq!(limits_ok.status(), 200);
-    assert_eq!(server.intercepts().len(), 40_000);
+    assert_eq!(server.admin().intercepts().await.unwrap().len(), 40_000);
     for round in 0..20 {
         let unknown = ask(&url, &format!("/_mock/intercepts/nobody-{round}"))
             .method("DELETE")
@@ -318,7 +324,7 @@ async fn large_intercept_sets_are_edited_while_health_checks_answer() {
             .await;
         assert_eq!(removed.status, 204);
     }
-    assert_eq!(server.intercepts().len(), 40_000);
+    assert_eq!(server.admin().intercepts().await.unwrap().len(), 40_000);
     let decided = ask(&url, "/intercept-info")
         .header("x-dev", "dev-39999")
         .send()

@@ -43,8 +43,6 @@
 //! - `rdkafka` (default): decisions for any `rdkafka` message, and the stream
 //!   adapter. Without it, use [`HeaderList`] or implement [`KafkaMessage`].
 //! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
-//! - `testcontainers`: the mock Telepresence API server as a testcontainers
-//!   image, for your own end-to-end tests.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -64,8 +62,6 @@ mod wire;
 pub mod blocking;
 #[cfg(feature = "rdkafka")]
 pub mod stream;
-#[cfg(feature = "testcontainers")]
-pub mod testcontainers;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
 #[cfg(fuzzing)]
@@ -92,12 +88,7 @@ pub use rdkafka;
 /// unless marked `no_run`) with the crate's doctests, so that they cannot
 /// drift from the API. (The README's excerpt is checked against the guide's
 /// quick start by `tests/docs.rs`.)
-#[cfg(all(
-    doctest,
-    feature = "rdkafka",
-    feature = "blocking",
-    feature = "testcontainers"
-))]
+#[cfg(all(doctest, feature = "rdkafka", feature = "blocking"))]
 mod guides {
     #[doc = include_str!("../../docs/getting-started.md")]
     struct GettingStarted;

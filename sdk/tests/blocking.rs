@@ -37,6 +37,16 @@ fn client(server: &MockServer, policy: FailurePolicy) -> blocking::Client {
         .unwrap()
 }
 
+/// Runs an admin call to its end on a runtime of its own, kept apart from
+/// the blocking client (which must not run inside one).
+fn block_on<T>(call: impl Future<Output = Result<T, telepresence_mock_server::Error>>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(call)
+        .unwrap()
+}
+
 fn dev(name: &str) -> Vec<(&'static str, Option<Vec<u8>>)> {
     vec![("x-dev", Some(name.as_bytes().to_vec()))]
 }
@@ -69,7 +79,7 @@ fn both_sides_answer_like_the_async_client() {
 #[test]
 fn the_failure_policy_applies() {
     let workstation = server(Side::Client);
-    workstation.inject(Fault::status(503)).unwrap();
+    block_on(workstation.admin().inject_fault(Fault::status(503)));
     assert_eq!(
         ask(&client(&workstation, FailurePolicy::Fail), "alice")
             .unwrap_err()
@@ -80,10 +90,12 @@ fn the_failure_policy_applies() {
     assert!(!ask(&client(&workstation, FailurePolicy::Skip), "alice").unwrap());
     // The workstation's default holds: the call returns the API's answer
     // once the API answers again.
-    workstation.clear_faults();
-    workstation
-        .inject(Fault::status(503).times(3).endpoint("/consume-here"))
-        .unwrap();
+    block_on(workstation.admin().clear_faults());
+    block_on(
+        workstation
+            .admin()
+            .inject_fault(Fault::status(503).times(3).endpoint("/consume-here")),
+    );
     let held = client(&workstation, FailurePolicy::Auto);
     assert!(ask(&held, "alice").unwrap());
     let stats = held.stats();

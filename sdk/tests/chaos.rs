@@ -195,9 +195,9 @@ impl ChaosApi {
             Misbehaviour::Flaky => Fault::status(500).fraction(0.33),
         };
         let server = slot.as_ref().expect("running between failures");
-        server.inject(fault).unwrap();
+        server.admin().inject_fault(fault).await.unwrap();
         tokio::time::sleep(failure.lasts).await;
-        server.clear_faults();
+        server.admin().clear_faults().await.unwrap();
     }
 
     /// A new server on the same address, as soon as the port is free again.
@@ -441,13 +441,19 @@ async fn produce_with_chaos(broker: &Broker, count: usize) -> BTreeMap<usize, (i
 async fn start_faulty_api() -> MockServer {
     let server = start_api(Side::Client, "127.0.0.1:0").await.unwrap();
     server
-        .inject(Fault::status(500).when_header("x-chaos", "500"))
+        .admin()
+        .inject_fault(Fault::status(500).when_header("x-chaos", "500"))
+        .await
         .unwrap();
     server
-        .inject(Fault::delay(Duration::from_secs(2)).when_header("x-chaos", "hang"))
+        .admin()
+        .inject_fault(Fault::delay(Duration::from_secs(2)).when_header("x-chaos", "hang"))
+        .await
         .unwrap();
     server
-        .inject(Fault::close().when_header("x-chaos", "close"))
+        .admin()
+        .inject_fault(Fault::close().when_header("x-chaos", "close"))
+        .await
         .unwrap();
     server
 }
@@ -482,7 +488,7 @@ async fn under_chaos_fail_stops_without_committing_past_the_failure_and_resumes(
     }
 
     // The API recovers; the restarted consumer does the rest, once.
-    workstation_api.clear_faults();
+    workstation_api.admin().clear_faults().await.unwrap();
     let alices: BTreeSet<usize> = (0..COUNT).filter(|&id| is_alices(id)).collect();
     let second = consumer(&broker, &group);
     let mut messages = tp.filter_stream(&second, 32);

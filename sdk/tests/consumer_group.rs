@@ -135,7 +135,9 @@ async fn a_rebalance_mid_stream_loses_nothing_and_hands_out_nothing_twice() {
     let pod_api = api(Side::Agent, "127.0.0.1:0").await;
     // Slow answers keep a full window of decisions in flight.
     pod_api
-        .inject(Fault::delay(Duration::from_millis(5)))
+        .admin()
+        .inject_fault(Fault::delay(Duration::from_millis(5)))
+        .await
         .unwrap();
     let tp = Client::builder().api_url(pod_api.url()).build().unwrap();
 

@@ -35,9 +35,12 @@ fn client_from_env(server: &MockServer) -> ClientBuilder {
 
 /// The journal's decisions: every request but the client's one-time side
 /// check (an `/intercept-info` before its first decision).
-fn decisions(server: &MockServer) -> Vec<telepresence_mock_server::JournalEntry> {
+async fn decisions(server: &MockServer) -> Vec<telepresence_mock_server::JournalEntry> {
     server
+        .admin()
         .journal()
+        .await
+        .unwrap()
         .into_iter()
         .filter(|e| e.endpoint == "/consume-here")
         .collect()
@@ -170,7 +173,10 @@ async fn healthz_succeeds_against_a_live_server() {
         .healthz()
         .await
         .unwrap();
-    assert_eq!(server.journal()[0].endpoint, "/healthz");
+    assert_eq!(
+        server.admin().journal().await.unwrap()[0].endpoint,
+        "/healthz"
+    );
 }
 
 #[tokio::test]
@@ -208,7 +214,7 @@ async fn the_path_is_url_encoded_and_taken_from_the_configured_source() {
         "the path is `orders` here"
     );
 
-    let journal = decisions(&server);
+    let journal = decisions(&server).await;
     assert!(journal[..4].iter().all(|e| e.path == path), "{journal:?}");
     assert_eq!(journal[4].path, "orders");
 }
@@ -240,7 +246,7 @@ async fn the_container_port_is_sent_when_configured() {
         web.should_consume(&dev("bob")).await.unwrap(),
         "bob's intercept is on another port"
     );
-    assert_eq!(decisions(&server)[0].container_port, "8080");
+    assert_eq!(decisions(&server).await[0].container_port, "8080");
 
     // Without containerPort, Telepresence 2.25 and later take the workload's
     // first port: bob's intercept on the second port is never seen, so the
@@ -248,7 +254,7 @@ async fn the_container_port_is_sent_when_configured() {
     let portless = client_from_env(&server).build().unwrap();
     assert!(portless.should_consume(&dev("bob")).await.unwrap());
     assert!(!portless.should_consume(&dev("alice")).await.unwrap());
-    assert_eq!(decisions(&server)[2].container_port, "");
+    assert_eq!(decisions(&server).await[2].container_port, "");
 }
 
 #[tokio::test]
@@ -273,7 +279,7 @@ async fn headers_travel_as_http_headers_by_the_forwarding_rules() {
         ("null", None),
     ];
     assert!(tp.should_consume(&HeaderList::new(headers)).await.unwrap());
-    let entry = &decisions(&server)[0];
+    let entry = &decisions(&server).await[0];
     assert_eq!(
         entry.caller_id, ID,
         "the caller ID comes from the environment"
@@ -352,7 +358,7 @@ async fn a_disabled_client_consumes_everything_without_asking() {
     }
     assert_eq!(tp.stats().consumed, 3);
     assert_eq!(tp.stats().requests, 0);
-    assert!(server.journal().is_empty());
+    assert!(server.admin().journal().await.unwrap().is_empty());
     let err = tp.intercept_info(&dev("alice")).await.unwrap_err();
     assert_eq!(err.kind(), telepresence_kafka::ErrorKind::NotConfigured);
     assert_eq!(
@@ -379,7 +385,7 @@ async fn the_cache_answers_repeated_routing_values_without_asking() {
             .unwrap()
     );
     assert!(!tp.should_consume(&dev("bob")).await.unwrap());
-    let journal = decisions(&server);
+    let journal = decisions(&server).await;
     assert_eq!(
         journal.len(),
         2,
@@ -393,10 +399,10 @@ async fn the_cache_answers_repeated_routing_values_without_asking() {
     assert_eq!(tp.stats().cache_hits, 1);
 
     // The intercept ends; once the TTL has passed the client sees it.
-    server.clear_intercepts();
+    server.admin().clear_intercepts().await.unwrap();
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert!(!tp.should_consume(&HeaderList::new(headers)).await.unwrap());
-    assert_eq!(decisions(&server).len(), 3);
+    assert_eq!(decisions(&server).await.len(), 3);
 }
 
 #[tokio::test]
@@ -412,8 +418,14 @@ async fn connections_are_reused_across_decisions() {
         (51, 0),
         "fifty decisions and the side check"
     );
-    let connections: std::collections::BTreeSet<u64> =
-        server.journal().iter().map(|e| e.connection).collect();
+    let connections: std::collections::BTreeSet<u64> = server
+        .admin()
+        .journal()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.connection)
+        .collect();
     assert_eq!(
         connections.len(),
         1,

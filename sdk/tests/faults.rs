@@ -94,10 +94,14 @@ impl Breakable for Faulty {
         self.server.url()
     }
     async fn break_it(&mut self) {
-        self.server.inject(self.fault.clone()).unwrap();
+        self.server
+            .admin()
+            .inject_fault(self.fault.clone())
+            .await
+            .unwrap();
     }
     async fn heal(&mut self) {
-        self.server.clear_faults();
+        self.server.admin().clear_faults().await.unwrap();
     }
 }
 
@@ -177,7 +181,11 @@ async fn an_error_status_under_each_policy() {
     check_every_policy(&mut api, ErrorKind::Status, "500").await;
 
     let server = api.server;
-    server.inject(Fault::status(500)).unwrap();
+    server
+        .admin()
+        .inject_fault(Fault::status(500))
+        .await
+        .unwrap();
     let tp = client(&server.url(), "", FailurePolicy::Fail);
     let err = tp.should_consume(&alice()).await.unwrap_err();
     assert_eq!(err.status(), Some(500));
@@ -205,7 +213,7 @@ async fn a_dropped_connection_under_each_policy() {
     };
     check_every_policy(&mut api, ErrorKind::Connect, "close").await;
     let server = api.server;
-    server.inject(Fault::close()).unwrap();
+    server.admin().inject_fault(Fault::close()).await.unwrap();
     let tp = client(&server.url(), "", FailurePolicy::Fail);
     tp.should_consume(&alice()).await.unwrap_err();
     assert_eq!(tp.stats().retries, 2, "connection errors are retried");
@@ -215,7 +223,11 @@ async fn a_dropped_connection_under_each_policy() {
 #[tokio::test]
 async fn a_single_dropped_connection_is_retried_transparently() {
     let server = mock(Side::Client).await;
-    server.inject(Fault::close().times(1)).unwrap();
+    server
+        .admin()
+        .inject_fault(Fault::close().times(1))
+        .await
+        .unwrap();
     let tp = client(&server.url(), ID, FailurePolicy::Fail);
     assert!(tp.should_consume(&alice()).await.unwrap());
     let stats = tp.stats();
@@ -335,7 +347,7 @@ async fn a_server_restarted_mid_stream_under_each_policy() {
         assert!(stats.errors >= 1, "{policy:?}");
     }
     assert_eq!(
-        second.journal().len(),
+        second.admin().journal().await.unwrap().len(),
         held_count + clients.len(),
         "each held decision asked the new server once"
     );
@@ -344,7 +356,11 @@ async fn a_server_restarted_mid_stream_under_each_policy() {
 #[tokio::test]
 async fn intercept_info_returns_errors_whatever_the_policy() {
     let server = mock(Side::Client).await;
-    server.inject(Fault::status(503).times(1)).unwrap();
+    server
+        .admin()
+        .inject_fault(Fault::status(503).times(1))
+        .await
+        .unwrap();
     let tp = client(&server.url(), ID, FailurePolicy::Consume);
     let err = tp.intercept_info(&alice()).await.unwrap_err();
     assert_eq!(err.status(), Some(503));
@@ -423,7 +439,11 @@ async fn every_outage_is_reported_when_it_starts_and_when_it_ends() {
     // failure, so that a flapping API makes one outage.
     let quiet = Duration::from_millis(1100);
     for outage in 1..=2 {
-        server.inject(Fault::status(503).times(3)).unwrap();
+        server
+            .admin()
+            .inject_fault(Fault::status(503).times(3))
+            .await
+            .unwrap();
         assert!(
             workstation.should_consume(&alice()).await.unwrap(),
             "held, then answered"
@@ -433,7 +453,11 @@ async fn every_outage_is_reported_when_it_starts_and_when_it_ends() {
             workstation.should_consume(&alice()).await.unwrap(),
             "the first answer after the quiet second ends the outage"
         );
-        server.inject(Fault::status(503).times(1)).unwrap();
+        server
+            .admin()
+            .inject_fault(Fault::status(503).times(1))
+            .await
+            .unwrap();
         assert!(
             pod.should_consume(&alice()).await.unwrap(),
             "the pod falls back"

@@ -252,12 +252,14 @@ async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message
     let group = tp.group_id("orders");
     // The 20th decision fails.
     workstation
-        .inject(
+        .admin()
+        .inject_fault(
             Fault::status(500)
                 .after(19)
                 .times(1)
                 .endpoint("/consume-here"),
         )
+        .await
         .unwrap();
 
     let consumer = consumer(&broker, &group);
@@ -282,7 +284,7 @@ async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message
                     }
                 },
                 _ = check.tick() => {
-                    if consumed_here(&workstation) == landed.len() {
+                    if consumed_here(&workstation).await == landed.len() {
                         break;
                     }
                     assert!(tokio::time::Instant::now() < deadline, "every message decided");
@@ -293,7 +295,10 @@ async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message
     }
     let _ = consumer.commit_consumer_state(CommitMode::Sync);
     let failed: usize = workstation
+        .admin()
         .journal()
+        .await
+        .unwrap()
         .iter()
         .find(|e| e.fault.is_some())
         .and_then(|e| e.header("x-id")?.parse().ok())
@@ -383,9 +388,12 @@ async fn the_quick_start_loop_processes_each_sides_share() {
 }
 
 /// How many `/consume-here` requests the server answered.
-fn consumed_here(server: &MockServer) -> usize {
+async fn consumed_here(server: &MockServer) -> usize {
     server
+        .admin()
         .journal()
+        .await
+        .unwrap()
         .iter()
         .filter(|e| e.endpoint == "/consume-here")
         .count()

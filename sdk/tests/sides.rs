@@ -32,9 +32,12 @@ fn alice() -> HeaderList<'static> {
     HeaderList::new(&[("x-dev", Some(b"alice"))])
 }
 
-fn probes(server: &MockServer) -> usize {
+async fn probes(server: &MockServer) -> usize {
     server
+        .admin()
         .journal()
+        .await
+        .unwrap()
         .iter()
         .filter(|e| e.endpoint == "/intercept-info")
         .count()
@@ -62,12 +65,12 @@ async fn a_workstation_without_its_intercept_id_is_refused_by_name() {
         );
     }
     assert_eq!(
-        probes(&workstation_api),
+        probes(&workstation_api).await,
         1,
         "checked once, refused every time"
     );
     assert_eq!(
-        workstation_api.journal().len(),
+        workstation_api.admin().journal().await.unwrap().len(),
         1,
         "no decision was asked, so none was skipped"
     );
@@ -129,7 +132,7 @@ async fn matching_sides_are_checked_once_and_then_decide() {
                 side == Side::Client
             );
         }
-        assert_eq!(probes(&server), 1, "{side}: one check");
+        assert_eq!(probes(&server).await, 1, "{side}: one check");
     }
 }
 
@@ -154,7 +157,9 @@ async fn a_check_that_cannot_tell_or_cannot_reach_lets_the_decision_go_on() {
     // (here: held), and the check is done once the API answers.
     let flaky = api(Side::Client).await;
     flaky
-        .inject(Fault::status(503).endpoint("/intercept-info").times(1))
+        .admin()
+        .inject_fault(Fault::status(503).endpoint("/intercept-info").times(1))
+        .await
         .unwrap();
     let tp = Client::builder()
         .api_url(flaky.url())
@@ -164,7 +169,7 @@ async fn a_check_that_cannot_tell_or_cannot_reach_lets_the_decision_go_on() {
     assert!(tp.should_consume(&alice()).await.unwrap());
     assert!(tp.should_consume(&alice()).await.unwrap());
     assert_eq!(
-        probes(&flaky),
+        probes(&flaky).await,
         2,
         "the failed check, then the one that answered"
     );
@@ -190,10 +195,12 @@ async fn check_side_at_start_names_a_mismatch_and_reports_a_failing_api() {
         .unwrap();
     with_id.check_side().await.unwrap();
     assert!(with_id.should_consume(&alice()).await.unwrap());
-    assert_eq!(probes(&workstation_api), 2, "one check per client");
+    assert_eq!(probes(&workstation_api).await, 2, "one check per client");
 
     workstation_api
-        .inject(Fault::status(503).endpoint("/intercept-info").times(1))
+        .admin()
+        .inject_fault(Fault::status(503).endpoint("/intercept-info").times(1))
+        .await
         .unwrap();
     let tp = Client::builder()
         .api_url(workstation_api.url())
@@ -306,7 +313,10 @@ async fn a_workstation_in_the_pods_group_is_refused_before_any_message() {
         "and nothing after the refusal"
     );
     assert_eq!(messages.progress().total(), 0);
-    assert!(workstation_api.journal().is_empty(), "no decision asked");
+    assert!(
+        workstation_api.admin().journal().await.unwrap().is_empty(),
+        "no decision asked"
+    );
     assert!(tp.check_group(&shared).is_err());
 
     let own = consumer(&broker, &tp.group_id("orders"));
@@ -361,7 +371,7 @@ async fn the_container_port_can_come_from_the_environment() {
         !tp.should_consume(&alice()).await.unwrap(),
         "alice's belong to the workstation"
     );
-    let journal = server.journal();
+    let journal = server.admin().journal().await.unwrap();
     let decision = journal
         .iter()
         .find(|e| e.endpoint == "/consume-here")
