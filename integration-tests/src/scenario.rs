@@ -256,7 +256,7 @@ impl ConsumerProcess {
             .env("KAFKA_BROKERS", bootstrap)
             .env("KAFKA_TOPIC", TOPIC)
             .env("KAFKA_GROUP", GROUP)
-            .env_remove("TELEPRESENCE_API_PORT")
+            .env_remove(telepresence_api::env::API_PORT)
             .env_remove("TELEPRESENCE_API_HOST")
             .env_remove("TELEPRESENCE_INTERCEPT_ID")
             .envs(extra.iter().copied())

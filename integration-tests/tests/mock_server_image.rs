@@ -14,7 +14,7 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-const CALLER: &str = "x-telepresence-caller-intercept-id";
+use telepresence_api::CALLER_INTERCEPT_ID_HEADER as CALLER;
 
 fn image() -> GenericImage {
     let (name, tag) = MOCK_SERVER_IMAGE;
@@ -69,8 +69,8 @@ async fn the_container_serves_the_worked_example_from_its_config_variable() {
         "container_port": 8080, "headers": {"x": "y"}, "path_prefix": "/api",
         "metadata": {"a": "b", "b": "c"}}]}"#;
     let container = image()
-        .with_env_var("TELEPRESENCE_MOCK_CONFIG", config)
-        .with_env_var("TELEPRESENCE_MOCK_ADMIN_TOKEN", "test-token")
+        .with_env_var(telepresence_api::env::MOCK_CONFIG, config)
+        .with_env_var(telepresence_api::env::MOCK_ADMIN_TOKEN, "test-token")
         .start()
         .await
         .expect("the mock server container starts");

@@ -37,6 +37,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use telepresence_api::CALLER_INTERCEPT_ID_HEADER;
+
 use crate::report::{LoadReport, Rss, StartupReport};
 
 #[derive(Parser)]
@@ -176,7 +178,7 @@ impl Template {
         let dev = if n % 2 == 0 { "alice" } else { "bob" };
         Request::get(format!("{}?{query}", self.endpoint))
             .header("host", &self.authority)
-            .header("x-telepresence-caller-intercept-id", self.caller_id.clone())
+            .header(CALLER_INTERCEPT_ID_HEADER, self.caller_id.clone())
             .header(
                 "traceparent",
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -400,10 +402,7 @@ mod tests {
             request.uri(),
             "/consume-here?path=%2Forders%2F7&containerPort=8080"
         );
-        assert_eq!(
-            request.headers()["x-telepresence-caller-intercept-id"],
-            "abc:orders"
-        );
+        assert_eq!(request.headers()[CALLER_INTERCEPT_ID_HEADER], "abc:orders");
         assert_eq!(request.headers()["x-dev"], "bob");
         assert_eq!(
             request.headers().len(),

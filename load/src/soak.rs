@@ -15,6 +15,8 @@ use http::Request;
 use http_body_util::{BodyExt, Empty, Full};
 use serde_json::json;
 
+use telepresence_api::CALLER_INTERCEPT_ID_HEADER;
+
 use crate::connect;
 use crate::report::Rss;
 
@@ -135,7 +137,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
                     let dev = if n % 2 == 0 { "alice" } else { "bob" };
                     let request = Request::get("/intercept-info")
                         .header("host", &authority)
-                        .header("x-telepresence-caller-intercept-id", CALLER)
+                        .header(CALLER_INTERCEPT_ID_HEADER, CALLER)
                         .header("x-dev", dev)
                         .body(Empty::<Bytes>::new())
                         .expect("a valid request");
