@@ -110,6 +110,17 @@ fn ids(count: usize, dev: &str) -> BTreeSet<usize> {
     (0..count).filter(|&id| developer(id) == dev).collect()
 }
 
+/// Of the 30 messages produced, the pod processes bob's and the workstation
+/// alice's: each exactly, nothing lost, nothing twice.
+async fn assert_split(in_pod: &mut Child, on_workstation: &mut Child) {
+    let (by_pod, by_workstation) = tokio::join!(
+        read_processed(in_pod, ids(30, "bob").len()),
+        read_processed(on_workstation, ids(30, "alice").len()),
+    );
+    assert_eq!(by_pod, ids(30, "bob"), "the pod's share");
+    assert_eq!(by_workstation, ids(30, "alice"), "the workstation's share");
+}
+
 #[tokio::test]
 async fn the_demo_splits_exactly_on_embedded_defaults() {
     let output = tokio::time::timeout(PATIENCE, example("demo", None, None).output())
@@ -146,12 +157,7 @@ async fn the_consumer_example_runs_unchanged_on_both_sides_and_commits_on_sigter
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (by_pod, by_workstation) = tokio::join!(
-        read_processed(&mut in_pod, ids(30, "bob").len()),
-        read_processed(&mut on_workstation, ids(30, "alice").len()),
-    );
-    assert_eq!(by_pod, ids(30, "bob"));
-    assert_eq!(by_workstation, ids(30, "alice"));
+    assert_split(&mut in_pod, &mut on_workstation).await;
 
     for mut child in [in_pod, on_workstation] {
         let pid = child.id().unwrap().to_string();
@@ -369,12 +375,7 @@ async fn refused_then_nothing_lost(mistake: impl FnOnce(&mut Command), named: &s
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (by_pod, by_workstation) = tokio::join!(
-        read_processed(&mut in_pod, ids(30, "bob").len()),
-        read_processed(&mut on_workstation, ids(30, "alice").len()),
-    );
-    assert_eq!(by_pod, ids(30, "bob"));
-    assert_eq!(by_workstation, ids(30, "alice"), "nothing lost");
+    assert_split(&mut in_pod, &mut on_workstation).await;
     stop(in_pod).await;
     stop(on_workstation).await;
 }
@@ -435,12 +436,7 @@ async fn a_multi_port_pod_told_its_container_port_splits_exactly() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (by_pod, by_workstation) = tokio::join!(
-        read_processed(&mut in_pod, ids(30, "bob").len()),
-        read_processed(&mut on_workstation, ids(30, "alice").len()),
-    );
-    assert_eq!(by_pod, ids(30, "bob"));
-    assert_eq!(by_workstation, ids(30, "alice"));
+    assert_split(&mut in_pod, &mut on_workstation).await;
     stop(in_pod).await;
     stop(on_workstation).await;
 
