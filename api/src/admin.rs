@@ -80,6 +80,7 @@ pub struct Fault {
 /// A condition on a request header: `name` (case-insensitive) has `value`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HeaderEquals {
     /// The header's name.
     pub name: String,

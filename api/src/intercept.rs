@@ -47,6 +47,7 @@ const REGEX_METACHARACTERS: &[char] = &[
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Intercept {
     /// The intercept ID a workstation consumer sends as
     /// `x-telepresence-caller-intercept-id`.

@@ -32,6 +32,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9980";
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ConfigFile {
     /// `client` (workstation) or `agent` (cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +56,7 @@ pub struct ConfigFile {
 
 /// Where a piece of configuration came from, as error messages name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigOrigin {
     /// A file given with `--config`.
     File(PathBuf),
@@ -77,6 +79,7 @@ impl fmt::Display for ConfigOrigin {
 /// A refused configuration: where it came from and what is wrong, naming the
 /// intercept and the key.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {}", path.display())]
