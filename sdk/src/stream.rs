@@ -243,65 +243,43 @@ impl RebalanceAware for FilterContext {
     }
 }
 
-impl<C, R> ManagedConsumer for StreamConsumer<C, R>
-where
-    C: ConsumerContext + RebalanceAware + 'static,
-    Self: Send + Sync,
-{
-    fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::store_offsets(self, offsets)
-    }
+/// rdkafka's two consumers store, commit, pause and report rebalances alike.
+macro_rules! impl_managed_consumer {
+    ($consumer:ty, [$($generic:ident),+]) => {
+        impl<$($generic),+> ManagedConsumer for $consumer
+        where
+            C: ConsumerContext + RebalanceAware + 'static,
+            Self: Send + Sync,
+        {
+            fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+                Consumer::store_offsets(self, offsets)
+            }
 
-    fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
-        Consumer::commit_consumer_state(self, mode)
-    }
+            fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
+                Consumer::commit_consumer_state(self, mode)
+            }
 
-    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::pause(self, partitions)
-    }
+            fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+                Consumer::pause(self, partitions)
+            }
 
-    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::resume(self, partitions)
-    }
+            fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
+                Consumer::resume(self, partitions)
+            }
 
-    fn rebalances(&self) -> Option<&Rebalances> {
-        self.context().rebalances()
-    }
+            fn rebalances(&self) -> Option<&Rebalances> {
+                self.context().rebalances()
+            }
 
-    fn group_id(&self) -> Option<String> {
-        configured_group_id(self.client())
-    }
+            fn group_id(&self) -> Option<String> {
+                configured_group_id(self.client())
+            }
+        }
+    };
 }
 
-impl<C> ManagedConsumer for BaseConsumer<C>
-where
-    C: ConsumerContext + RebalanceAware + 'static,
-    Self: Send + Sync,
-{
-    fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::store_offsets(self, offsets)
-    }
-
-    fn commit_stored(&self, mode: CommitMode) -> KafkaResult<()> {
-        Consumer::commit_consumer_state(self, mode)
-    }
-
-    fn pause(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::pause(self, partitions)
-    }
-
-    fn resume(&self, partitions: &TopicPartitionList) -> KafkaResult<()> {
-        Consumer::resume(self, partitions)
-    }
-
-    fn rebalances(&self) -> Option<&Rebalances> {
-        self.context().rebalances()
-    }
-
-    fn group_id(&self) -> Option<String> {
-        configured_group_id(self.client())
-    }
-}
+impl_managed_consumer!(StreamConsumer<C, R>, [C, R]);
+impl_managed_consumer!(BaseConsumer<C>, [C]);
 
 impl Client {
     /// Checks that a workstation's consumer reads in the workstation's own
