@@ -71,9 +71,9 @@ fn example(name: &str, server: Option<&MockServer>, kafka: Option<&EmbeddedKafka
     let mut command = Command::new(path);
     command.kill_on_drop(true);
     for name in [
-        "TELEPRESENCE_API_PORT",
-        "TELEPRESENCE_API_HOST",
-        "TELEPRESENCE_INTERCEPT_ID",
+        telepresence_kafka::API_PORT_ENV,
+        telepresence_kafka::API_HOST_ENV,
+        telepresence_kafka::INTERCEPT_ID_ENV,
     ] {
         command.env_remove(name);
     }

@@ -166,10 +166,10 @@ fn the_getting_started_guide_runs_as_written() {
             .stderr(Stdio::piped())
             .stdout(Stdio::piped());
         for name in [
-            "TELEPRESENCE_API_PORT",
-            "TELEPRESENCE_API_HOST",
-            "TELEPRESENCE_INTERCEPT_ID",
-            "TELEPRESENCE_KAFKA_CONTAINER_PORT",
+            telepresence_kafka::API_PORT_ENV,
+            telepresence_kafka::API_HOST_ENV,
+            telepresence_kafka::INTERCEPT_ID_ENV,
+            telepresence_kafka::CONTAINER_PORT_ENV,
             "KAFKA_OPTIONS",
             "KAFKA_TOPIC",
             "KAFKA_GROUP",
