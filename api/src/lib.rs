@@ -14,7 +14,8 @@
 //! - [`TelepresenceVersion`] and the [`Rules`] each release follows,
 //!   including its [`Wire`] format;
 //! - [`Intercept`], an intercept as a user declares it, and with the
-//!   `matching` feature its validation and matching ([`CompiledIntercept`]);
+//!   `matching` feature its validation and matching ([`CompiledIntercept`],
+//!   and [`Mismatch`]: which filter failed, and why);
 //! - [`InterceptInfo`], what `/intercept-info` answers;
 //! - the names: [`endpoint`], [`query`] parameters,
 //!   [`CALLER_INTERCEPT_ID_HEADER`], [`env`](mod@env) variables;
@@ -57,7 +58,7 @@ pub use answer::{ErrorBody, InterceptInfo};
 pub use error::UnknownName;
 pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError, is_regex};
 #[cfg(feature = "matching")]
-pub use matching::{CompiledIntercept, LiteralRegex};
+pub use matching::{CompiledIntercept, Expected, LiteralRegex, Mismatch, PathFilter};
 pub use names::{CALLER_INTERCEPT_ID_HEADER, endpoint, env, query};
 pub use side::Side;
 pub use version::{

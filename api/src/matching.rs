@@ -6,6 +6,7 @@
 //! side then picks among several (by caller ID on the workstation, by
 //! container port in the pod) is the server's business, not this module's.
 
+use std::fmt;
 use std::sync::Arc;
 
 use http::HeaderName;
@@ -202,6 +203,13 @@ impl ValueMatcher {
             Self::Regex(re) => regex_search(re, value),
         }
     }
+
+    fn expected(&self) -> Expected {
+        match self {
+            Self::Exact(value) => Expected::Exactly(value.clone()),
+            Self::Regex(re) => Expected::MatchOf(re.as_str().to_owned()),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -223,6 +231,119 @@ impl PathMatcher {
             Self::Equal(p) => p.as_bytes() == path,
             Self::Prefix(p) => path.starts_with(p.as_bytes()),
             Self::Regex(re) => regex_search(re, path),
+        }
+    }
+
+    fn filter(&self) -> PathFilter {
+        match self {
+            Self::Equal(p) => PathFilter::Equal(p.clone()),
+            Self::Prefix(p) => PathFilter::Prefix(p.clone()),
+            Self::Regex(re) => PathFilter::Regex(re.as_str().to_owned()),
+        }
+    }
+}
+
+/// Why a request does not match an intercept: the first filter that fails,
+/// header filters first (by name), then the path filters.
+///
+/// ```
+/// use http::HeaderMap;
+/// use telepresence_api::{Intercept, Rules};
+///
+/// let alice = Intercept::new("abc:orders").header("x-dev", "alice").compile(&Rules::default())?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-dev", "bob".parse()?);
+/// let why = alice.explain(&headers, b"").unwrap_err();
+/// assert_eq!(why.to_string(), r#"header x-dev: expected "alice", got "bob""#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// A header filter failed.
+    Header {
+        /// The header's name, in lower case.
+        name: String,
+        /// What the filter asks for.
+        expected: Expected,
+        /// The request's value (its first occurrence), or `None` when the
+        /// header is missing (it then reads as the empty string).
+        got: Option<String>,
+    },
+    /// The intercept has path filters and the `path` matches none of them.
+    Path {
+        /// The request's `path` (empty when absent).
+        path: String,
+        /// The intercept's path filters, any of which would have matched.
+        filters: Vec<PathFilter>,
+    },
+}
+
+/// What a header filter asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expected {
+    /// This exact value.
+    Exactly(String),
+    /// A match of this regular expression somewhere in a non-empty value.
+    MatchOf(String),
+}
+
+/// One path filter, as the intercept declares it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathFilter {
+    /// `--http-path-equal`.
+    Equal(String),
+    /// `--http-path-prefix`.
+    Prefix(String),
+    /// `--http-path-regex`.
+    Regex(String),
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Header {
+                name,
+                expected,
+                got,
+            } => {
+                write!(f, "header {name}: expected {expected}, got ")?;
+                match got {
+                    Some(value) => write!(f, "{value:?}"),
+                    None => f.write_str("no such header"),
+                }
+            }
+            Self::Path { path, filters } => {
+                write!(f, "path {path:?} matches none of: ")?;
+                for (index, filter) in filters.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{filter}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exactly(value) => write!(f, "{value:?}"),
+            Self::MatchOf(pattern) => write!(f, "a match of /{pattern}/"),
+        }
+    }
+}
+
+impl fmt::Display for PathFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Equal(path) => write!(f, "equal to {path:?}"),
+            Self::Prefix(prefix) => write!(f, "starting with {prefix:?}"),
+            Self::Regex(pattern) => write!(f, "a match of /{pattern}/"),
         }
     }
 }
@@ -272,6 +393,31 @@ impl CompiledIntercept {
             rule.value.matches(value)
         }) && (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)))
     }
+
+    /// Why a request does not match, or `Ok` when it does: the first filter
+    /// that fails, as [`Mismatch`] tells it. Agrees with
+    /// [`matches`](Self::matches), which is the one to use when only the
+    /// answer counts (it allocates nothing).
+    pub fn explain(&self, headers: &http::HeaderMap, path: &[u8]) -> Result<(), Mismatch> {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        for rule in &self.headers {
+            let value = headers.get(&rule.name).map(|v| v.as_bytes());
+            if !rule.value.matches(value.unwrap_or_default()) {
+                return Err(Mismatch::Header {
+                    name: rule.name.as_str().to_owned(),
+                    expected: rule.value.expected(),
+                    got: value.map(text),
+                });
+            }
+        }
+        if self.paths.is_empty() || self.paths.iter().any(|p| p.matches(path)) {
+            return Ok(());
+        }
+        Err(Mismatch::Path {
+            path: text(path),
+            filters: self.paths.iter().map(PathMatcher::filter).collect(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -297,11 +443,62 @@ mod tests {
             .rules()
     }
 
+    /// Whether the request matches; every case also checks that
+    /// `explain` agrees.
     fn matches(intercept: Intercept, request: &[(&str, &[u8])], path: &str) -> bool {
+        let compiled = intercept
+            .compile(&Rules::default())
+            .expect("valid intercept");
+        let (headers, path) = (headers(request), path.as_bytes());
+        let matched = compiled.matches(&headers, path);
+        let explained = compiled.explain(&headers, path);
+        assert_eq!(matched, explained.is_ok(), "{explained:?}");
+        matched
+    }
+
+    fn why(intercept: Intercept, request: &[(&str, &[u8])], path: &str) -> String {
         intercept
             .compile(&Rules::default())
             .expect("valid intercept")
-            .matches(&headers(request), path.as_bytes())
+            .explain(&headers(request), path.as_bytes())
+            .expect_err("a mismatch")
+            .to_string()
+    }
+
+    #[test]
+    fn a_mismatch_names_the_first_failing_filter_and_what_it_saw() {
+        let i = Intercept::new("i")
+            .header("x-dev", "alice")
+            .header("x-user", "^dev-")
+            .path_prefix("/api")
+            .path_equal("/health");
+        assert_eq!(
+            why(i.clone(), &[("x-dev", b"bob")], "/api"),
+            r#"header x-dev: expected "alice", got "bob""#
+        );
+        assert_eq!(
+            why(i.clone(), &[("x-dev", b"alice")], "/api"),
+            "header x-user: expected a match of /^dev-/, got no such header"
+        );
+        assert_eq!(
+            why(
+                i.clone(),
+                &[("x-dev", b"alice"), ("x-user", b"dev-1")],
+                "/x"
+            ),
+            r#"path "/x" matches none of: equal to "/health", starting with "/api""#
+        );
+        let compiled = i.compile(&Rules::default()).unwrap();
+        let request = headers(&[("x-dev", b"alice"), ("x-user", b"dev-1")]);
+        assert_eq!(compiled.explain(&request, b"/api/1"), Ok(()));
+        assert_eq!(
+            compiled.explain(&headers(&[("X-Dev", b"Alice")]), b""),
+            Err(Mismatch::Header {
+                name: "x-dev".to_owned(),
+                expected: Expected::Exactly("alice".to_owned()),
+                got: Some("Alice".to_owned()),
+            })
+        );
     }
 
     #[test]
