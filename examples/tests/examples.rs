@@ -110,6 +110,11 @@ fn ids(count: usize, dev: &str) -> BTreeSet<usize> {
     (0..count).filter(|&id| developer(id) == dev).collect()
 }
 
+/// Starts an example with its stdout piped, for `read_processed`.
+fn spawn(command: &mut Command) -> Child {
+    command.stdout(Stdio::piped()).spawn().unwrap()
+}
+
 /// Of the 30 messages produced, the pod processes bob's and the workstation
 /// alice's: each exactly, nothing lost, nothing twice.
 async fn assert_split(in_pod: &mut Child, on_workstation: &mut Child) {
@@ -149,14 +154,8 @@ async fn the_consumer_example_runs_unchanged_on_both_sides_and_commits_on_sigter
     let kafka = EmbeddedKafka::start(TOPIC, 3).unwrap();
     produce(&kafka, 30).await;
     let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
-    let mut in_pod = example("consumer", Some(&pod), Some(&kafka))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut on_workstation = example("consumer", Some(&workstation), Some(&kafka))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut in_pod = spawn(&mut example("consumer", Some(&pod), Some(&kafka)));
+    let mut on_workstation = spawn(&mut example("consumer", Some(&workstation), Some(&kafka)));
     assert_split(&mut in_pod, &mut on_workstation).await;
 
     for mut child in [in_pod, on_workstation] {
@@ -212,11 +211,10 @@ async fn the_blocking_consumer_example_processes_its_share() {
     let kafka = EmbeddedKafka::start(TOPIC, 2).unwrap();
     produce(&kafka, 30).await;
     let workstation = api(Side::Client).await;
-    let mut child = example("blocking_consumer", Some(&workstation), Some(&kafka))
-        .env("KAFKA_MAX_MESSAGES", "30")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        example("blocking_consumer", Some(&workstation), Some(&kafka))
+            .env("KAFKA_MAX_MESSAGES", "30"),
+    );
     let processed = read_processed(&mut child, ids(30, "alice").len()).await;
     assert_eq!(processed, ids(30, "alice"));
     let status = tokio::time::timeout(PATIENCE, child.wait())
@@ -360,10 +358,7 @@ async fn refused_then_nothing_lost(mistake: impl FnOnce(&mut Command), named: &s
     let kafka = EmbeddedKafka::start(TOPIC, 3).unwrap();
     produce(&kafka, 30).await;
     let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
-    let mut in_pod = example("consumer", Some(&pod), Some(&kafka))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut in_pod = spawn(&mut example("consumer", Some(&pod), Some(&kafka)));
 
     let mut misconfigured = example("consumer", Some(&workstation), Some(&kafka));
     mistake(&mut misconfigured);
@@ -371,10 +366,7 @@ async fn refused_then_nothing_lost(mistake: impl FnOnce(&mut Command), named: &s
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains(named), "{stderr}");
 
-    let mut on_workstation = example("consumer", Some(&workstation), Some(&kafka))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut on_workstation = spawn(&mut example("consumer", Some(&workstation), Some(&kafka)));
     assert_split(&mut in_pod, &mut on_workstation).await;
     stop(in_pod).await;
     stop(on_workstation).await;
@@ -427,26 +419,19 @@ async fn a_multi_port_pod_told_its_container_port_splits_exactly() {
         .unwrap();
     let workstation = api(Side::Client).await;
 
-    let mut in_pod = example("consumer", Some(&pod), Some(&kafka))
-        .env("TELEPRESENCE_KAFKA_CONTAINER_PORT", "9090")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut on_workstation = example("consumer", Some(&workstation), Some(&kafka))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut in_pod = spawn(
+        example("consumer", Some(&pod), Some(&kafka))
+            .env("TELEPRESENCE_KAFKA_CONTAINER_PORT", "9090"),
+    );
+    let mut on_workstation = spawn(&mut example("consumer", Some(&workstation), Some(&kafka)));
     assert_split(&mut in_pod, &mut on_workstation).await;
     stop(in_pod).await;
     stop(on_workstation).await;
 
     // Without the port, the pod's API looks at the first port only: the pod
     // processes alice's messages as well (the duplicates the docs describe).
-    let mut portless = example("consumer", Some(&pod), Some(&kafka))
-        .env("KAFKA_GROUP", "portless")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut portless =
+        spawn(example("consumer", Some(&pod), Some(&kafka)).env("KAFKA_GROUP", "portless"));
     assert_eq!(
         read_processed(&mut portless, 30).await,
         ids(30, "alice").union(&ids(30, "bob")).copied().collect()

@@ -9,7 +9,9 @@ use telepresence_kafka::{Client, ErrorKind, FailurePolicy, HeaderList};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
 use tokio::io::AsyncWriteExt;
 
+mod api;
 mod logs;
+use api::alice_api;
 use logs::Logs;
 
 const ID: &str = "abc:orders";
@@ -34,15 +36,6 @@ fn client(url: &str, intercept_id: &str, policy: FailurePolicy) -> Client {
         .retries(2)
         .retry_backoff(Duration::from_millis(5))
         .build()
-        .unwrap()
-}
-
-async fn mock(side: Side) -> MockServer {
-    MockServer::builder()
-        .side(side)
-        .intercept(Intercept::new(ID).header("x-dev", "alice"))
-        .start()
-        .await
         .unwrap()
 }
 
@@ -175,7 +168,7 @@ async fn until(condition: impl Fn() -> bool) {
 #[tokio::test]
 async fn an_error_status_under_each_policy() {
     let mut api = Faulty {
-        server: mock(Side::Agent).await,
+        server: alice_api(Side::Agent, ID).await,
         fault: Fault::status(500),
     };
     check_every_policy(&mut api, ErrorKind::Status, "500").await;
@@ -199,7 +192,7 @@ async fn an_error_status_under_each_policy() {
 #[tokio::test]
 async fn a_delay_past_the_timeout_under_each_policy() {
     let mut api = Faulty {
-        server: mock(Side::Agent).await,
+        server: alice_api(Side::Agent, ID).await,
         fault: Fault::delay(Duration::from_secs(5)),
     };
     check_every_policy(&mut api, ErrorKind::Timeout, "delay").await;
@@ -208,7 +201,7 @@ async fn a_delay_past_the_timeout_under_each_policy() {
 #[tokio::test]
 async fn a_dropped_connection_under_each_policy() {
     let mut api = Faulty {
-        server: mock(Side::Agent).await,
+        server: alice_api(Side::Agent, ID).await,
         fault: Fault::close(),
     };
     check_every_policy(&mut api, ErrorKind::Connect, "close").await;
@@ -222,7 +215,7 @@ async fn a_dropped_connection_under_each_policy() {
 
 #[tokio::test]
 async fn a_single_dropped_connection_is_retried_transparently() {
-    let server = mock(Side::Client).await;
+    let server = alice_api(Side::Client, ID).await;
     server
         .admin()
         .inject_fault(Fault::close().times(1))
@@ -285,7 +278,7 @@ async fn a_server_that_is_not_started_under_each_policy() {
 
 #[tokio::test]
 async fn a_server_restarted_mid_stream_under_each_policy() {
-    let first = mock(Side::Client).await;
+    let first = alice_api(Side::Client, ID).await;
     let address = first.address();
     // Clients that have talked to the first server and hold its connections.
     let clients: Vec<(FailurePolicy, Client)> = POLICIES
@@ -355,7 +348,7 @@ async fn a_server_restarted_mid_stream_under_each_policy() {
 
 #[tokio::test]
 async fn intercept_info_returns_errors_whatever_the_policy() {
-    let server = mock(Side::Client).await;
+    let server = alice_api(Side::Client, ID).await;
     server
         .admin()
         .inject_fault(Fault::status(503).times(1))
@@ -432,7 +425,7 @@ async fn a_bad_answer_under_each_policy() {
 async fn every_outage_is_reported_when_it_starts_and_when_it_ends() {
     let (logs, _guard) = Logs::capture();
 
-    let server = mock(Side::Client).await;
+    let server = alice_api(Side::Client, ID).await;
     let workstation = client(&server.url(), ID, FailurePolicy::Auto);
     let pod = client(&server.url(), "", FailurePolicy::Auto);
     // An outage ends at the first answer a second or more after its last

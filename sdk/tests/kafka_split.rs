@@ -2,17 +2,20 @@
 //! cluster, in-process): a cluster consumer and a workstation consumer, each
 //! in its own group with the stream adapter, split a topic exactly.
 
+mod api;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use api::requests_to;
 use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use telepresence_api::endpoint;
 use telepresence_kafka::{Client, ErrorKind, FailurePolicy};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
 
@@ -284,7 +287,7 @@ async fn with_fail_the_consumer_stops_without_committing_past_the_failed_message
                     }
                 },
                 _ = check.tick() => {
-                    if consumed_here(&workstation).await == landed.len() {
+                    if requests_to(&workstation, endpoint::CONSUME_HERE).await == landed.len() {
                         break;
                     }
                     assert!(tokio::time::Instant::now() < deadline, "every message decided");
@@ -385,18 +388,6 @@ async fn the_quick_start_loop_processes_each_sides_share() {
         .collect();
     assert_eq!(workstation, alices);
     assert_eq!(cluster, others);
-}
-
-/// How many `/consume-here` requests the server answered.
-async fn consumed_here(server: &MockServer) -> usize {
-    server
-        .admin()
-        .journal()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.endpoint == "/consume-here")
-        .count()
 }
 
 fn id_of(message: &impl Message) -> usize {

@@ -3,15 +3,18 @@
 //! with one, a workstation reading in the pod's group; and the container
 //! port of a multi-port workload can come from the environment.
 
+mod api;
 mod common;
 mod logs;
 
 use std::time::Duration;
 
+use api::{alice_api, requests_to};
 use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use telepresence_api::endpoint;
 use telepresence_kafka::stream::FilterContext;
 use telepresence_kafka::{Client, ClientBuilder, ErrorKind, FailurePolicy, HeaderList};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side, Wire};
@@ -19,33 +22,13 @@ use telepresence_mock_server::{Fault, Intercept, MockServer, Side, Wire};
 const ID: &str = "sides:orders";
 const TOPIC: &str = "orders";
 
-async fn api(side: Side) -> MockServer {
-    MockServer::builder()
-        .side(side)
-        .intercept(Intercept::new(ID).header("x-dev", "alice"))
-        .start()
-        .await
-        .unwrap()
-}
-
 fn alice() -> HeaderList<'static> {
     HeaderList::new(&[("x-dev", Some(b"alice"))])
 }
 
-async fn probes(server: &MockServer) -> usize {
-    server
-        .admin()
-        .journal()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|e| e.endpoint == "/intercept-info")
-        .count()
-}
-
 #[tokio::test]
 async fn a_workstation_without_its_intercept_id_is_refused_by_name() {
-    let workstation_api = api(Side::Client).await;
+    let workstation_api = alice_api(Side::Client, ID).await;
     // What a workstation started without TELEPRESENCE_INTERCEPT_ID looks like.
     let tp = Client::builder()
         .api_url(workstation_api.url())
@@ -65,7 +48,7 @@ async fn a_workstation_without_its_intercept_id_is_refused_by_name() {
         );
     }
     assert_eq!(
-        probes(&workstation_api).await,
+        requests_to(&workstation_api, endpoint::INTERCEPT_INFO).await,
         1,
         "checked once, refused every time"
     );
@@ -88,7 +71,7 @@ async fn a_workstation_without_its_intercept_id_is_refused_by_name() {
 
 #[tokio::test]
 async fn a_pod_with_an_intercept_id_is_refused_by_name() {
-    let pod_api = api(Side::Agent).await;
+    let pod_api = alice_api(Side::Agent, ID).await;
     let tp = Client::builder()
         .api_url(pod_api.url())
         .intercept_id(ID)
@@ -120,7 +103,7 @@ async fn a_pod_with_an_intercept_id_is_refused_by_name() {
 #[tokio::test]
 async fn matching_sides_are_checked_once_and_then_decide() {
     for (side, id) in [(Side::Client, ID), (Side::Agent, "")] {
-        let server = api(side).await;
+        let server = alice_api(side, ID).await;
         let tp = Client::builder()
             .api_url(server.url())
             .intercept_id(id)
@@ -132,7 +115,11 @@ async fn matching_sides_are_checked_once_and_then_decide() {
                 side == Side::Client
             );
         }
-        assert_eq!(probes(&server).await, 1, "{side}: one check");
+        assert_eq!(
+            requests_to(&server, endpoint::INTERCEPT_INFO).await,
+            1,
+            "{side}: one check"
+        );
     }
 }
 
@@ -155,7 +142,7 @@ async fn a_check_that_cannot_tell_or_cannot_reach_lets_the_decision_go_on() {
 
     // The check fails with the API: the decision meets the failure itself
     // (here: held), and the check is done once the API answers.
-    let flaky = api(Side::Client).await;
+    let flaky = alice_api(Side::Client, ID).await;
     flaky
         .admin()
         .inject_fault(Fault::status(503).endpoint("/intercept-info").times(1))
@@ -169,7 +156,7 @@ async fn a_check_that_cannot_tell_or_cannot_reach_lets_the_decision_go_on() {
     assert!(tp.should_consume(&alice()).await.unwrap());
     assert!(tp.should_consume(&alice()).await.unwrap());
     assert_eq!(
-        probes(&flaky).await,
+        requests_to(&flaky, endpoint::INTERCEPT_INFO).await,
         2,
         "the failed check, then the one that answered"
     );
@@ -179,7 +166,7 @@ async fn a_check_that_cannot_tell_or_cannot_reach_lets_the_decision_go_on() {
 /// so that a program can stop before it subscribes.
 #[tokio::test]
 async fn check_side_at_start_names_a_mismatch_and_reports_a_failing_api() {
-    let workstation_api = api(Side::Client).await;
+    let workstation_api = alice_api(Side::Client, ID).await;
     let without_id = Client::builder()
         .api_url(workstation_api.url())
         .build()
@@ -195,7 +182,11 @@ async fn check_side_at_start_names_a_mismatch_and_reports_a_failing_api() {
         .unwrap();
     with_id.check_side().await.unwrap();
     assert!(with_id.should_consume(&alice()).await.unwrap());
-    assert_eq!(probes(&workstation_api).await, 2, "one check per client");
+    assert_eq!(
+        requests_to(&workstation_api, endpoint::INTERCEPT_INFO).await,
+        2,
+        "one check per client"
+    );
 
     workstation_api
         .admin()
@@ -291,7 +282,7 @@ async fn a_workstation_in_the_pods_group_is_refused_before_any_message() {
         |_| vec![("x-dev", "alice".to_owned())],
     )
     .await;
-    let workstation_api = api(Side::Client).await;
+    let workstation_api = alice_api(Side::Client, ID).await;
     let tp = Client::builder()
         .api_url(workstation_api.url())
         .intercept_id(ID)
@@ -341,7 +332,7 @@ async fn a_workstation_in_the_pods_group_is_refused_before_any_message() {
         .unwrap();
     assert!(allowed.check_group(&shared).is_ok());
     let pod = Client::builder()
-        .api_url(api(Side::Agent).await.url())
+        .api_url(alice_api(Side::Agent, ID).await.url())
         .build()
         .unwrap();
     assert!(pod.check_group(&shared).is_ok());
