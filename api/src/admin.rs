@@ -312,6 +312,10 @@ pub struct JournalEntry {
     /// and an intercept matched.
     #[serde(default)]
     pub intercept: Option<String>,
+    /// Why the side decided so, when it decided: which intercepts were
+    /// tried, which filter failed and what it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::Reason>,
     /// The injected fault that shaped the answer, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
@@ -334,6 +338,7 @@ impl JournalEntry {
             status: None,
             answer: String::new(),
             intercept: None,
+            reason: None,
             fault: None,
         }
     }

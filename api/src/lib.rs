@@ -16,6 +16,7 @@
 //! - [`Intercept`], an intercept as a user declares it, and with the
 //!   `matching` feature its validation and matching ([`CompiledIntercept`],
 //!   and [`Mismatch`]: which filter failed, and why);
+//! - [`Explanation`] and [`Reason`]: what a side decided for a request, and why;
 //! - [`InterceptInfo`], what `/intercept-info` answers;
 //! - the names: [`endpoint`], [`query`] parameters,
 //!   [`CALLER_INTERCEPT_ID_HEADER`], [`env`](mod@env) variables;
@@ -50,6 +51,7 @@ mod intercept;
 #[cfg(feature = "matching")]
 mod matching;
 mod names;
+mod reason;
 mod side;
 mod version;
 mod wire;
@@ -58,8 +60,9 @@ pub use answer::{ErrorBody, InterceptInfo};
 pub use error::UnknownName;
 pub use intercept::{DEFAULT_CONTAINER_PORT, Intercept, InterceptError, is_regex};
 #[cfg(feature = "matching")]
-pub use matching::{CompiledIntercept, Expected, LiteralRegex, Mismatch, PathFilter};
+pub use matching::{CompiledIntercept, LiteralRegex};
 pub use names::{CALLER_INTERCEPT_ID_HEADER, endpoint, env, query};
+pub use reason::{Expected, Explanation, Mismatch, Miss, PathFilter, Reason};
 pub use side::Side;
 pub use version::{
     CandidateOrder, InvalidRegex, PathFilters, PortChoice, Rules, TelepresenceVersion, VersionError,

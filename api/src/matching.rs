@@ -6,13 +6,13 @@
 //! side then picks among several (by caller ID on the workstation, by
 //! container port in the pod) is the server's business, not this module's.
 
-use std::fmt;
 use std::sync::Arc;
 
 use http::HeaderName;
 use regex::Regex;
 
 use crate::intercept::{Intercept, InterceptError, is_regex};
+use crate::reason::{Expected, Mismatch, PathFilter};
 use crate::version::{InvalidRegex, PathFilters, Rules};
 
 impl Intercept {
@@ -239,111 +239,6 @@ impl PathMatcher {
             Self::Equal(p) => PathFilter::Equal(p.clone()),
             Self::Prefix(p) => PathFilter::Prefix(p.clone()),
             Self::Regex(re) => PathFilter::Regex(re.as_str().to_owned()),
-        }
-    }
-}
-
-/// Why a request does not match an intercept: the first filter that fails,
-/// header filters first (by name), then the path filters.
-///
-/// ```
-/// use http::HeaderMap;
-/// use telepresence_api::{Intercept, Rules};
-///
-/// let alice = Intercept::new("abc:orders").header("x-dev", "alice").compile(&Rules::default())?;
-/// let mut headers = HeaderMap::new();
-/// headers.insert("x-dev", "bob".parse()?);
-/// let why = alice.explain(&headers, b"").unwrap_err();
-/// assert_eq!(why.to_string(), r#"header x-dev: expected "alice", got "bob""#);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Mismatch {
-    /// A header filter failed.
-    Header {
-        /// The header's name, in lower case.
-        name: String,
-        /// What the filter asks for.
-        expected: Expected,
-        /// The request's value (its first occurrence), or `None` when the
-        /// header is missing (it then reads as the empty string).
-        got: Option<String>,
-    },
-    /// The intercept has path filters and the `path` matches none of them.
-    Path {
-        /// The request's `path` (empty when absent).
-        path: String,
-        /// The intercept's path filters, any of which would have matched.
-        filters: Vec<PathFilter>,
-    },
-}
-
-/// What a header filter asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Expected {
-    /// This exact value.
-    Exactly(String),
-    /// A match of this regular expression somewhere in a non-empty value.
-    MatchOf(String),
-}
-
-/// One path filter, as the intercept declares it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PathFilter {
-    /// `--http-path-equal`.
-    Equal(String),
-    /// `--http-path-prefix`.
-    Prefix(String),
-    /// `--http-path-regex`.
-    Regex(String),
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Header {
-                name,
-                expected,
-                got,
-            } => {
-                write!(f, "header {name}: expected {expected}, got ")?;
-                match got {
-                    Some(value) => write!(f, "{value:?}"),
-                    None => f.write_str("no such header"),
-                }
-            }
-            Self::Path { path, filters } => {
-                write!(f, "path {path:?} matches none of: ")?;
-                for (index, filter) in filters.iter().enumerate() {
-                    if index > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{filter}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl fmt::Display for Expected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Exactly(value) => write!(f, "{value:?}"),
-            Self::MatchOf(pattern) => write!(f, "a match of /{pattern}/"),
-        }
-    }
-}
-
-impl fmt::Display for PathFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Equal(path) => write!(f, "equal to {path:?}"),
-            Self::Prefix(prefix) => write!(f, "starting with {prefix:?}"),
-            Self::Regex(pattern) => write!(f, "a match of /{pattern}/"),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
 use crate::state::{Question, ServerState, Verdict};
 use crate::wire::{Answer, WireAnswers};
-use telepresence_api::endpoint;
+use telepresence_api::{Reason, endpoint};
 
 /// What a path is, once routed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,8 @@ struct Outcome {
     container_port: Vec<u8>,
     /// The ID of the intercept that matched, if one did.
     matched: Option<Arc<str>>,
+    /// Why, when the journal asked for it.
+    reason: Option<Reason>,
     /// The injected fault, as the journal names it.
     fault: Option<String>,
 }
@@ -90,6 +92,7 @@ impl Outcome {
             path: Vec::new(),
             container_port: Vec::new(),
             matched: None,
+            reason: None,
             fault: None,
         }
     }
@@ -175,6 +178,7 @@ async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: 
             let verdict = Verdict {
                 answer,
                 matched: None,
+                reason: None,
             };
             (verdict, path)
         }
@@ -184,6 +188,7 @@ async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: 
         path,
         container_port,
         matched: verdict.matched,
+        reason: verdict.reason,
         fault: None,
     }
 }
@@ -230,6 +235,7 @@ async fn decide_anywhere(
     let unmatched = |answer| Verdict {
         answer,
         matched: None,
+        reason: None,
     };
     // Queued here, not on the blocking pool, which is shared with the admin API.
     let Ok(_turn) = state.heavy_decisions.acquire().await else {
@@ -279,6 +285,7 @@ fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome)
         path,
         container_port,
         matched,
+        reason,
         fault,
     } = outcome;
     if !state.journal.is_enabled() {
@@ -305,6 +312,7 @@ fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome)
             .map(|a| journal::cut_answer(&a.body))
             .unwrap_or_default(),
         matched,
+        reason: reason.map(journal::cut_reason),
         fault,
     });
     reply

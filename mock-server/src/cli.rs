@@ -3,8 +3,9 @@
 //! The intercept flags are those of `telepresence intercept`, so a command
 //! that starts a real intercept can start a matching mock with the same words.
 //!
-//! Only [`main`] is public: the flags are the binary's interface, documented
-//! by `--help`, so the types that parse them stay free to change.
+//! Public: [`main`], and the flags that describe a workload and its
+//! intercepts ([`WorkloadArgs`], [`InterceptArgs`]), for other commands that
+//! speak of intercepts in the same words (`tpk explain`, `tpk preview`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::config::{
 use crate::harness::{MockServer, MockServerBuilder};
 use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY};
 use crate::limits::Limits;
+use crate::workload::Workload;
 use telepresence_api::{DEFAULT_CONTAINER_PORT, Intercept, Side, TelepresenceVersion, Wire};
 
 /// A faithful mock of Telepresence's REST API server.
@@ -38,71 +40,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SIDE")]
     side: Option<Side>,
 
-    /// The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire
-    /// format and its rules (2.4.8 and later)
-    #[arg(
-        long,
-        value_name = "V",
-        help = format!(
-            "The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire format \
-             and its rules (2.4.8 and later) [default: {}, the newest release this mock knows]",
-            TelepresenceVersion::NEWEST_KNOWN
-        )
-    )]
-    telepresence_version: Option<TelepresenceVersion>,
-
-    /// A container port of the workload, in the order of the traffic-agent's
-    /// configuration; repeat for each port [default: the intercepts' ports]
-    #[arg(long = "workload-port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    workload_ports: Vec<u16>,
-
-    /// YAML (or JSON) configuration file; flags override its values.
-    /// Without it, the YAML in $TELEPRESENCE_MOCK_CONFIG is read, if set
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-
-    /// ID of the intercept the flags below describe (default: a new UUID, then `:mock`).
-    #[arg(
-        long,
-        value_name = "ID",
-        help_heading = "Intercept",
-        help = "ID of the intercept the flags below describe [default: <uuid>:mock]"
-    )]
-    intercept_id: Option<String>,
-
-    /// Intercepted container port [default: 8080]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Intercept")]
-    container_port: Option<u16>,
-
-    /// Header matchers, as `telepresence intercept --http-header` takes them.
-    #[arg(
-        long,
-        value_name = "K=V",
-        value_parser = parse_header_flag,
-        help_heading = "Intercept",
-        help = "Match requests with this header: NAME=VALUE or 'NAME: VALUE' (VALUE is a \
-                regex when it has a metacharacter); `auto` matches \
-                x-telepresence-intercept-id=<intercept id>; `all` matches everything. \
-                Repeatable: all must match"
-    )]
-    http_header: Vec<HeaderFlag>,
-
-    /// Match requests whose path equals P. The three path flags repeat
-    /// (any may match) from Telepresence 2.25; before, one path flag at most
-    #[arg(long, value_name = "P", help_heading = "Intercept")]
-    http_path_equal: Vec<String>,
-
-    /// Match requests whose path starts with P
-    #[arg(long, value_name = "P", help_heading = "Intercept")]
-    http_path_prefix: Vec<String>,
-
-    /// Match requests whose path contains a match of the regex RE
-    #[arg(long, value_name = "RE", help_heading = "Intercept")]
-    http_path_regex: Vec<String>,
-
-    /// Metadata KEY=VALUE returned by /intercept-info (repeatable)
-    #[arg(long, visible_alias = "metadata", value_name = "K=V", value_parser = parse_key_value, help_heading = "Intercept")]
-    http_meta: Vec<(String, String)>,
+    #[command(flatten)]
+    workload: WorkloadArgs,
 
     /// Overrides the wire format of the release mocked: 2.25, 2.5 or 2.4
     /// (the format of 2.25+, 2.5 to 2.24, 2.4), keeping its other rules
@@ -186,9 +125,206 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration such as 10s or 500ms"))
 }
 
+/// The flags that describe one intercept, as `telepresence intercept` takes
+/// them: flatten them into another command with `#[command(flatten)]`.
+#[derive(Clone, Debug, Default, clap::Args)]
+#[non_exhaustive]
+pub struct InterceptArgs {
+    /// ID of the intercept the flags below describe (default: a new UUID, then `:mock`).
+    #[arg(
+        long,
+        value_name = "ID",
+        help_heading = "Intercept",
+        help = "ID of the intercept the flags below describe [default: <uuid>:mock]"
+    )]
+    pub intercept_id: Option<String>,
+
+    /// Intercepted container port [default: 8080]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..), help_heading = "Intercept")]
+    pub container_port: Option<u16>,
+
+    /// Header matchers, as `telepresence intercept --http-header` takes them.
+    #[arg(
+        long,
+        value_name = "K=V",
+        value_parser = parse_header_flag,
+        help_heading = "Intercept",
+        help = "Match requests with this header: NAME=VALUE or 'NAME: VALUE' (VALUE is a \
+                regex when it has a metacharacter); `auto` matches \
+                x-telepresence-intercept-id=<intercept id>; `all` matches everything. \
+                Repeatable: all must match"
+    )]
+    pub http_header: Vec<HeaderFlag>,
+
+    /// Match requests whose path equals P. The three path flags repeat
+    /// (any may match) from Telepresence 2.25; before, one path flag at most
+    #[arg(long, value_name = "P", help_heading = "Intercept")]
+    pub http_path_equal: Vec<String>,
+
+    /// Match requests whose path starts with P
+    #[arg(long, value_name = "P", help_heading = "Intercept")]
+    pub http_path_prefix: Vec<String>,
+
+    /// Match requests whose path contains a match of the regex RE
+    #[arg(long, value_name = "RE", help_heading = "Intercept")]
+    pub http_path_regex: Vec<String>,
+
+    /// Metadata KEY=VALUE returned by /intercept-info (repeatable)
+    #[arg(long, visible_alias = "metadata", value_name = "K=V", value_parser = parse_key_value, help_heading = "Intercept")]
+    pub http_meta: Vec<(String, String)>,
+}
+
+impl InterceptArgs {
+    /// Whether any intercept flag was given.
+    pub fn describes_an_intercept(&self) -> bool {
+        self.intercept_id.is_some()
+            || self.container_port.is_some()
+            || !self.http_header.is_empty()
+            || !self.http_path_equal.is_empty()
+            || !self.http_path_prefix.is_empty()
+            || !self.http_path_regex.is_empty()
+            || !self.http_meta.is_empty()
+    }
+
+    /// The intercept the flags describe; its ID is generated when none was given.
+    pub fn intercept(&self) -> Intercept {
+        let id = self
+            .intercept_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:mock", uuid::Uuid::new_v4()));
+        let mut intercept = Intercept::new(id.clone())
+            .container_port(self.container_port.unwrap_or(DEFAULT_CONTAINER_PORT));
+        for flag in &self.http_header {
+            intercept = match flag {
+                HeaderFlag::Match(name, value) => intercept.header(name, value),
+                HeaderFlag::Auto => intercept.header("x-telepresence-intercept-id", &id),
+                HeaderFlag::All => intercept,
+            };
+        }
+        intercept.path_equal.clone_from(&self.http_path_equal);
+        intercept.path_prefix.clone_from(&self.http_path_prefix);
+        intercept.path_regex.clone_from(&self.http_path_regex);
+        for (key, value) in &self.http_meta {
+            intercept = intercept.metadata(key, value);
+        }
+        intercept
+    }
+}
+
+/// What to mock, or to evaluate: a configuration file, a Telepresence
+/// release, the workload's ports and the intercept flags. `tpk explain`
+/// takes the same flags as the mock server.
+#[derive(Clone, Debug, Default, clap::Args)]
+#[non_exhaustive]
+pub struct WorkloadArgs {
+    /// The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire
+    /// format and its rules (2.4.8 and later)
+    #[arg(
+        long,
+        value_name = "V",
+        help = format!(
+            "The Telepresence release to mock, e.g. 2.27, 2.24.1 or 2.4: its wire format \
+             and its rules (2.4.8 and later) [default: {}, the newest release this mock knows]",
+            TelepresenceVersion::NEWEST_KNOWN
+        )
+    )]
+    pub telepresence_version: Option<TelepresenceVersion>,
+
+    /// A container port of the workload, in the order of the traffic-agent's
+    /// configuration; repeat for each port [default: the intercepts' ports]
+    #[arg(long = "workload-port", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workload_ports: Vec<u16>,
+
+    /// YAML (or JSON) configuration file; flags override its values.
+    /// Without it, the YAML in $TELEPRESENCE_MOCK_CONFIG is read, if set
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub intercept: InterceptArgs,
+}
+
+/// A workload as [`WorkloadArgs`] describe it, merged with the
+/// configuration file and checked.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct WorkloadSpec {
+    /// The configuration file (or `$TELEPRESENCE_MOCK_CONFIG`), as read;
+    /// empty when there was none.
+    pub file: ConfigFile,
+    /// The intercepts: the flags' one intercept when any intercept flag was
+    /// given, otherwise the file's.
+    pub intercepts: Vec<Intercept>,
+    /// Where the intercepts came from.
+    pub intercepts_origin: ConfigOrigin,
+    /// The release: the flag's, the file's, or the newest known.
+    pub version: TelepresenceVersion,
+    /// The workload's ports, when declared by a flag or the file.
+    pub workload_ports: Option<Vec<u16>>,
+}
+
+impl WorkloadSpec {
+    /// The workload, ready to decide.
+    pub fn workload(&self) -> Result<Workload, ConfigError> {
+        Workload::new(
+            &self.intercepts,
+            self.version,
+            self.workload_ports.as_deref(),
+        )
+        .map_err(|e| ConfigError::invalid(&self.intercepts_origin, e))
+    }
+}
+
+impl WorkloadArgs {
+    /// Merges the configuration file (or `$TELEPRESENCE_MOCK_CONFIG`) with the
+    /// flags, and checks the intercepts under the release's rules. Flags win;
+    /// intercept flags, when any is given, describe the one intercept that
+    /// replaces the file's. Errors name where the culprit came from.
+    pub fn resolve(&self) -> Result<WorkloadSpec, ConfigError> {
+        let (file, file_origin) = match &self.config {
+            Some(path) => (ConfigFile::load(path)?, ConfigOrigin::File(path.clone())),
+            None => match std::env::var(CONFIG_ENV) {
+                Ok(yaml) if !yaml.trim().is_empty() => (
+                    ConfigFile::parse(&yaml, &ConfigOrigin::Env)?,
+                    ConfigOrigin::Env,
+                ),
+                _ => (ConfigFile::default(), ConfigOrigin::CommandLine),
+            },
+        };
+        let (intercepts, intercepts_origin) =
+            match (&file.intercepts, self.intercept.describes_an_intercept()) {
+                (Some(list), false) => (list.clone(), file_origin),
+                _ => (vec![self.intercept.intercept()], ConfigOrigin::CommandLine),
+            };
+        let version = self
+            .telepresence_version
+            .or(file.telepresence_version)
+            .unwrap_or_default();
+        let workload_ports = if self.workload_ports.is_empty() {
+            file.container_ports.clone()
+        } else {
+            Some(self.workload_ports.clone())
+        };
+        let spec = WorkloadSpec {
+            file,
+            intercepts,
+            intercepts_origin,
+            version,
+            workload_ports,
+        };
+        // Validate now, with the release finally chosen, so that the error
+        // names where the intercepts came from rather than surfacing later as
+        // a start failure.
+        spec.workload()?;
+        Ok(spec)
+    }
+}
+
 /// One `--http-header` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum HeaderFlag {
+#[non_exhaustive]
+pub enum HeaderFlag {
     /// `NAME=VALUE` or `NAME: VALUE`.
     Match(String, String),
     /// `auto`: match `x-telepresence-intercept-id` against the intercept's ID.
@@ -255,69 +391,18 @@ impl Args {
         Ok(Some(token))
     }
 
-    fn describes_an_intercept(&self) -> bool {
-        self.intercept_id.is_some()
-            || self.container_port.is_some()
-            || !self.http_header.is_empty()
-            || !self.http_path_equal.is_empty()
-            || !self.http_path_prefix.is_empty()
-            || !self.http_path_regex.is_empty()
-            || !self.http_meta.is_empty()
-    }
-
-    /// The intercept the flags describe.
-    fn intercept(&self) -> Intercept {
-        let id = self
-            .intercept_id
-            .clone()
-            .unwrap_or_else(|| format!("{}:mock", uuid::Uuid::new_v4()));
-        let mut intercept = Intercept::new(id.clone())
-            .container_port(self.container_port.unwrap_or(DEFAULT_CONTAINER_PORT));
-        for flag in &self.http_header {
-            intercept = match flag {
-                HeaderFlag::Match(name, value) => intercept.header(name, value),
-                HeaderFlag::Auto => intercept.header("x-telepresence-intercept-id", &id),
-                HeaderFlag::All => intercept,
-            };
-        }
-        intercept.path_equal.clone_from(&self.http_path_equal);
-        intercept.path_prefix.clone_from(&self.http_path_prefix);
-        intercept.path_regex.clone_from(&self.http_path_regex);
-        for (key, value) in &self.http_meta {
-            intercept = intercept.metadata(key, value);
-        }
-        intercept
-    }
-
     /// Merges the configuration file (or `$TELEPRESENCE_MOCK_CONFIG`) with the
     /// flags. Flags win; intercept flags, when any is given, describe the one
     /// intercept that replaces the file's.
     fn to_builder(&self) -> Result<MockServerBuilder, ConfigError> {
-        let (file, file_origin) = match &self.config {
-            Some(path) => (ConfigFile::load(path)?, ConfigOrigin::File(path.clone())),
-            None => match std::env::var(CONFIG_ENV) {
-                Ok(yaml) if !yaml.trim().is_empty() => (
-                    ConfigFile::parse(&yaml, &ConfigOrigin::Env)?,
-                    ConfigOrigin::Env,
-                ),
-                _ => (ConfigFile::default(), ConfigOrigin::CommandLine),
-            },
-        };
-        let (intercepts, intercepts_origin) =
-            match (&file.intercepts, self.describes_an_intercept()) {
-                (Some(list), false) => (list.clone(), file_origin),
-                _ => (vec![self.intercept()], ConfigOrigin::CommandLine),
-            };
-        let version = self
-            .telepresence_version
-            .or(file.telepresence_version)
-            .unwrap_or_default();
+        let WorkloadSpec {
+            file,
+            intercepts,
+            intercepts_origin: _,
+            version,
+            workload_ports,
+        } = self.workload.resolve()?;
         let wire = self.wire.or(file.wire);
-        let workload_ports = if self.workload_ports.is_empty() {
-            file.container_ports
-        } else {
-            Some(self.workload_ports.clone())
-        };
         // The file's address was checked when the file was read.
         let listen = self
             .listen
@@ -360,11 +445,6 @@ impl Args {
         if let Some(ports) = &workload_ports {
             builder = builder.workload_ports(ports.iter().copied());
         }
-        // Validate now, with the release finally chosen, so that the error
-        // names where the intercepts came from rather than surfacing later as
-        // a start failure.
-        crate::decision::InterceptSet::new(&intercepts, version.rules(), workload_ports.as_deref())
-            .map_err(|e| ConfigError::invalid(&intercepts_origin, e))?;
         Ok(builder)
     }
 }
@@ -588,7 +668,7 @@ mod tests {
             "b=c",
         ]);
         assert_eq!(
-            args.intercept(),
+            args.workload.intercept.intercept(),
             Intercept::new("id1")
                 .container_port(9090)
                 .header("x", "y")
@@ -601,7 +681,7 @@ mod tests {
 
     #[test]
     fn a_missing_intercept_id_is_generated() {
-        let id = Args::parse_from(["m"]).intercept().id;
+        let id = Args::parse_from(["m"]).workload.intercept.intercept().id;
         let (uuid, name) = id.split_once(':').unwrap();
         assert_eq!(name, "mock");
         assert!(uuid::Uuid::parse_str(uuid).is_ok(), "{id}");
@@ -632,7 +712,7 @@ mod tests {
             "^/d",
         ]);
         assert_eq!(
-            args.intercept(),
+            args.workload.intercept.intercept(),
             Intercept::new("i")
                 .path_equal("/a")
                 .path_prefix("/b")

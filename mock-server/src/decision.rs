@@ -6,8 +6,8 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use telepresence_api::{
-    CALLER_INTERCEPT_ID_HEADER, CandidateOrder, CompiledIntercept, Intercept, InterceptError,
-    PortChoice, Rules, Side,
+    CALLER_INTERCEPT_ID_HEADER, CandidateOrder, CompiledIntercept, Intercept, InterceptError, Miss,
+    PortChoice, Reason, Rules, Side,
 };
 
 /// What the server knows about a request when it decides.
@@ -281,9 +281,31 @@ impl InterceptSet {
     }
 
     pub(crate) fn decide<'s>(&'s self, side: Side, query: &Query<'_>) -> Decision<'s> {
+        self.decide_traced(side, query, &mut Untraced)
+    }
+
+    /// The decision and why it was made. Slower than [`decide`](Self::decide):
+    /// every failed filter is described.
+    pub(crate) fn explain<'s>(&'s self, side: Side, query: &Query<'_>) -> (Decision<'s>, Reason) {
+        let mut why = Why::default();
+        let decision = self.decide_traced(side, query, &mut why);
+        let reason = why.reason.unwrap_or(Reason::NoMatch {
+            container_port: None,
+            candidates: Vec::new(),
+            unlisted: 0,
+        });
+        (decision, reason)
+    }
+
+    fn decide_traced<'s, T: Trace>(
+        &'s self,
+        side: Side,
+        query: &Query<'_>,
+        trace: &mut T,
+    ) -> Decision<'s> {
         let matched = match side {
-            Side::Client => self.decide_client(query),
-            Side::Agent => self.decide_agent(query),
+            Side::Client => self.decide_client(query, trace),
+            Side::Agent => self.decide_agent(query, trace),
         };
         Decision { matched }
     }
@@ -295,42 +317,182 @@ impl InterceptSet {
 
     /// The workstation knows only the caller's own intercept; the container
     /// port plays no part.
-    fn decide_client(&self, query: &Query<'_>) -> Option<&CompiledIntercept> {
+    fn decide_client<T: Trace>(
+        &self,
+        query: &Query<'_>,
+        trace: &mut T,
+    ) -> Option<&CompiledIntercept> {
         let caller = query.caller_id();
         if caller.is_empty() {
+            trace.conclude(|_| Reason::NoCallerId);
             return None;
         }
-        self.by_caller(caller)
-            .filter(|i| i.matches(query.headers, query.path))
+        let Some(intercept) = self.by_caller(caller) else {
+            trace.conclude(|_| Reason::UnknownCaller {
+                caller: String::from_utf8_lossy(caller).into_owned(),
+            });
+            return None;
+        };
+        trace.verdict(intercept, query, None)
     }
 
     /// The traffic-agent picks one target by port (no fall-through to
     /// another), leaves out other callers' intercepts, and takes the first
     /// candidate that matches.
-    fn decide_agent(&self, query: &Query<'_>) -> Option<&CompiledIntercept> {
+    fn decide_agent<T: Trace>(
+        &self,
+        query: &Query<'_>,
+        trace: &mut T,
+    ) -> Option<&CompiledIntercept> {
         let target = match query.container_port {
             0 => match self.rules.unspecified_port {
                 PortChoice::FirstTarget => self.targets.first(),
                 PortChoice::OnlyTarget => match self.targets.as_slice() {
                     [only] => Some(only),
-                    _ => None,
+                    [] => None,
+                    _ => {
+                        trace.conclude(|_| Reason::NoPortGiven {
+                            workload_ports: self.workload_ports(),
+                        });
+                        return None;
+                    }
                 },
             },
             port => self.targets.iter().find(|t| t.port == port),
-        }?;
+        };
+        let Some(target) = target else {
+            trace.conclude(|_| Reason::NoTarget {
+                container_port: query.container_port,
+                workload_ports: self.workload_ports(),
+            });
+            return None;
+        };
         let caller = query.caller_id();
         if !caller.is_empty() {
             // IDs are unique: the caller's intercept is the only candidate left.
-            return self
-                .by_caller(caller)
-                .filter(|i| i.spec().container_port == target.port)
-                .filter(|i| i.matches(query.headers, query.path));
+            let Some(intercept) = self.by_caller(caller) else {
+                trace.conclude(|_| Reason::UnknownCaller {
+                    caller: String::from_utf8_lossy(caller).into_owned(),
+                });
+                return None;
+            };
+            if intercept.spec().container_port != target.port {
+                trace.conclude(|_| Reason::CallerOnOtherPort {
+                    caller: intercept.spec().id.clone(),
+                    intercept_port: intercept.spec().container_port,
+                    container_port: target.port,
+                });
+                return None;
+            }
+            return trace.verdict(intercept, query, Some(target.port));
         }
-        target
+        let matched = target
             .candidates
             .iter()
             .map(|&i| &*self.intercepts[i])
-            .find(|i| i.matches(query.headers, query.path))
+            .find(|i| trace.check(i, query));
+        trace.conclude(|tried| match matched {
+            Some(intercept) => Reason::Matched {
+                intercept: intercept.spec().id.clone(),
+                passed_over: tried.candidates,
+            },
+            None => Reason::NoMatch {
+                container_port: Some(target.port),
+                candidates: tried.candidates,
+                unlisted: tried.unlisted,
+            },
+        });
+        matched
+    }
+}
+
+/// What a decision notes as it goes. The request path uses [`Untraced`],
+/// which notes nothing and costs nothing; the journal and `explain` use
+/// [`Why`].
+trait Trace {
+    /// Whether `intercept` matches the request.
+    fn check(&mut self, intercept: &CompiledIntercept, query: &Query<'_>) -> bool;
+
+    /// Records the reason, built from the candidates that failed so far.
+    fn conclude(&mut self, reason: impl FnOnce(Tried) -> Reason);
+
+    /// The decision for a single candidate, with its reason.
+    fn verdict<'i>(
+        &mut self,
+        intercept: &'i CompiledIntercept,
+        query: &Query<'_>,
+        container_port: Option<u16>,
+    ) -> Option<&'i CompiledIntercept> {
+        let matched = self.check(intercept, query);
+        self.conclude(|tried| {
+            if matched {
+                Reason::Matched {
+                    intercept: intercept.spec().id.clone(),
+                    passed_over: Vec::new(),
+                }
+            } else {
+                Reason::NoMatch {
+                    container_port,
+                    candidates: tried.candidates,
+                    unlisted: tried.unlisted,
+                }
+            }
+        });
+        matched.then_some(intercept)
+    }
+}
+
+/// The candidates that failed, as far as they are described.
+#[derive(Debug, Default)]
+struct Tried {
+    candidates: Vec<Miss>,
+    unlisted: usize,
+}
+
+struct Untraced;
+
+impl Trace for Untraced {
+    #[inline]
+    fn check(&mut self, intercept: &CompiledIntercept, query: &Query<'_>) -> bool {
+        intercept.matches(query.headers, query.path)
+    }
+
+    #[inline]
+    fn conclude(&mut self, _reason: impl FnOnce(Tried) -> Reason) {}
+}
+
+/// How many failed candidates a reason lists; past them, it only counts.
+/// An agent may try thousands of intercepts on one port.
+pub(crate) const LISTED_CANDIDATES: usize = 16;
+
+#[derive(Default)]
+struct Why {
+    tried: Tried,
+    reason: Option<Reason>,
+}
+
+impl Trace for Why {
+    fn check(&mut self, intercept: &CompiledIntercept, query: &Query<'_>) -> bool {
+        if self.tried.candidates.len() >= LISTED_CANDIDATES {
+            let matched = intercept.matches(query.headers, query.path);
+            if !matched {
+                self.tried.unlisted += 1;
+            }
+            return matched;
+        }
+        match intercept.explain(query.headers, query.path) {
+            Ok(()) => true,
+            Err(mismatch) => {
+                self.tried
+                    .candidates
+                    .push(Miss::new(intercept.spec().id.clone(), mismatch));
+                false
+            }
+        }
+    }
+
+    fn conclude(&mut self, reason: impl FnOnce(Tried) -> Reason) {
+        self.reason = Some(reason(std::mem::take(&mut self.tried)));
     }
 }
 
@@ -395,15 +557,156 @@ mod tests {
         port: u16,
     ) -> Option<String> {
         let headers = headers(pairs);
-        let decision = set.decide(
-            side,
-            &Query {
-                headers: &headers,
-                path: path.as_bytes(),
-                container_port: port,
-            },
+        let query = Query {
+            headers: &headers,
+            path: path.as_bytes(),
+            container_port: port,
+        };
+        let decided = set.decide(side, &query).matched.map(|i| i.id().to_string());
+        // Explaining must never change the decision.
+        let (explained, reason) = set.explain(side, &query);
+        assert_eq!(explained.matched.map(|i| i.id().to_string()), decided);
+        match &reason {
+            Reason::Matched { intercept, .. } => assert_eq!(Some(intercept), decided.as_ref()),
+            other => assert_eq!(decided, None, "{other}"),
+        }
+        decided
+    }
+
+    /// Why `side` decides what it does.
+    fn why(
+        set: &InterceptSet,
+        side: Side,
+        pairs: &[(&str, &str)],
+        path: &str,
+        port: u16,
+    ) -> String {
+        let headers = headers(pairs);
+        let query = Query {
+            headers: &headers,
+            path: path.as_bytes(),
+            container_port: port,
+        };
+        set.explain(side, &query).1.to_string()
+    }
+
+    #[test]
+    fn the_workstation_says_why() {
+        let s = set(vec![
+            Intercept::new("a").header("x-dev", "alice"),
+            Intercept::new("b").path_prefix("/api"),
+        ]);
+        let client = |pairs: &[(&str, &str)], path| why(&s, Side::Client, pairs, path, 0);
+        assert_eq!(
+            client(&[("x-dev", "alice")], ""),
+            "the request names no intercept (no x-telepresence-caller-intercept-id header); \
+             the workstation decides only for its own"
         );
-        decision.matched.map(|i| i.id().to_string())
+        assert_eq!(
+            client(&[(CALLER, "c")], ""),
+            r#"caller intercept "c" is not an intercept here"#
+        );
+        assert_eq!(
+            client(&[(CALLER, "a"), ("x-dev", "bob")], ""),
+            r#"no intercept matches: a: header x-dev: expected "alice", got "bob""#
+        );
+        assert_eq!(
+            client(&[(CALLER, "a")], ""),
+            r#"no intercept matches: a: header x-dev: expected "alice", got no such header"#
+        );
+        assert_eq!(
+            client(&[(CALLER, "b")], "/x"),
+            r#"no intercept matches: b: path "/x" matches none of: starting with "/api""#
+        );
+        assert_eq!(
+            client(&[(CALLER, "a"), ("x-dev", "alice")], ""),
+            "intercept a matches"
+        );
+    }
+
+    #[test]
+    fn the_agent_says_why() {
+        let s = InterceptSet::new(
+            &[
+                Intercept::new("a")
+                    .container_port(8080)
+                    .header("x-dev", "alice"),
+                Intercept::new("b")
+                    .container_port(8080)
+                    .header("x-dev", "^b"),
+                Intercept::new("c").container_port(9090),
+            ],
+            current(),
+            Some(&[8080, 9090, 7070]),
+        )
+        .unwrap();
+        let agent = |pairs: &[(&str, &str)], port| why(&s, Side::Agent, pairs, "", port);
+        assert_eq!(
+            agent(&[("x-dev", "bob")], 0),
+            r#"intercept b matches (tried before it: a: header x-dev: expected "alice", got "bob")"#
+        );
+        assert_eq!(
+            agent(&[("x-dev", "carol")], 8080),
+            r#"no intercept matches: a: header x-dev: expected "alice", got "carol"; b: header x-dev: expected a match of /^b/, got "carol""#
+        );
+        assert_eq!(agent(&[], 7070), "no intercept on port 7070");
+        assert_eq!(
+            agent(&[], 6060),
+            "port 6060 has no target (the workload's ports: 8080, 9090, 7070)"
+        );
+        assert_eq!(
+            agent(&[(CALLER, "c")], 8080),
+            "caller intercept c is on port 9090, not on port 8080"
+        );
+        assert_eq!(
+            agent(&[(CALLER, "z")], 8080),
+            r#"caller intercept "z" is not an intercept here"#
+        );
+        assert_eq!(agent(&[(CALLER, "c")], 9090), "intercept c matches");
+        let legacy = InterceptSet::new(
+            &[
+                Intercept::new("a").container_port(8080),
+                Intercept::new("c").container_port(9090),
+            ],
+            legacy(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            why(&legacy, Side::Agent, &[], "", 0),
+            "no container port given and the workload has several (8080, 9090); before \
+             Telepresence 2.25 the agent then picks none"
+        );
+        assert_eq!(
+            why(&set(vec![]), Side::Agent, &[], "", 0),
+            "no intercept is active, so no port is intercepted"
+        );
+    }
+
+    #[test]
+    fn a_reason_lists_a_bounded_number_of_candidates() {
+        let many: Vec<Intercept> = (0..LISTED_CANDIDATES + 5)
+            .map(|i| Intercept::new(format!("i{i}")).header("x-dev", format!("dev{i}")))
+            .collect();
+        let s = set(many);
+        let headers = headers(&[("x-dev", "nobody")]);
+        let query = Query {
+            headers: &headers,
+            path: b"",
+            container_port: 0,
+        };
+        match s.explain(Side::Agent, &query).1 {
+            Reason::NoMatch {
+                candidates,
+                unlisted,
+                ..
+            } => {
+                assert_eq!(candidates.len(), LISTED_CANDIDATES);
+                assert_eq!(unlisted, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(why(&s, Side::Agent, &[("x-dev", "nobody")], "", 0).ends_with("; and 5 more"));
     }
 
     const CALLER: &str = CALLER_INTERCEPT_ID_HEADER;

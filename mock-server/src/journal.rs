@@ -16,8 +16,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use parking_lot::Mutex;
 
-use telepresence_api::CALLER_INTERCEPT_ID_HEADER;
 use telepresence_api::admin::JournalEntry;
+use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Expected, Mismatch, Miss, PathFilter, Reason};
 
 /// How many entries the journal keeps unless told otherwise.
 pub const DEFAULT_JOURNAL_CAPACITY: usize = 10_000;
@@ -51,6 +51,8 @@ pub(crate) struct RawEntry {
     pub(crate) status: Option<StatusCode>,
     pub(crate) answer: Bytes,
     pub(crate) matched: Option<Arc<str>>,
+    /// Its values cut like the request's ([`cut_reason`]).
+    pub(crate) reason: Option<Reason>,
     pub(crate) fault: Option<String>,
 }
 
@@ -123,6 +125,89 @@ pub(crate) fn cut_answer(body: &Bytes) -> Bytes {
     Bytes::from(kept)
 }
 
+/// A reason as kept: the request's values in it (a header's value, the
+/// path) cut like the request's own; the intercepts' filters are bounded
+/// already, and so is the number of candidates listed.
+pub(crate) fn cut_reason(mut reason: Reason) -> Reason {
+    let misses = match &mut reason {
+        Reason::Matched { passed_over, .. } => passed_over,
+        Reason::NoMatch { candidates, .. } => candidates,
+        Reason::UnknownCaller { caller } => {
+            cut_text(caller);
+            return reason;
+        }
+        _ => return reason,
+    };
+    for miss in misses {
+        match &mut miss.mismatch {
+            Mismatch::Header { got: Some(got), .. } => cut_text(got),
+            Mismatch::Path { path, .. } => cut_text(path),
+            _ => {}
+        }
+    }
+    reason
+}
+
+fn cut_text(text: &mut String) {
+    if text.len() <= JOURNAL_VALUE_LIMIT {
+        return;
+    }
+    let marker = format!("…[truncated: {} bytes]", text.len());
+    let mut end = JOURNAL_VALUE_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&marker);
+}
+
+/// What a reason costs to keep, in bytes (an estimate that errs high).
+fn reason_size(reason: &Reason) -> usize {
+    let miss_size = |miss: &Miss| {
+        64 + miss.intercept.len()
+            + match &miss.mismatch {
+                Mismatch::Header {
+                    name,
+                    expected,
+                    got,
+                } => {
+                    name.len()
+                        + match expected {
+                            Expected::Exactly(v) | Expected::MatchOf(v) => v.len(),
+                            _ => 0,
+                        }
+                        + got.as_ref().map_or(0, String::len)
+                }
+                Mismatch::Path { path, filters } => {
+                    path.len()
+                        + filters
+                            .iter()
+                            .map(|f| match f {
+                                PathFilter::Equal(p)
+                                | PathFilter::Prefix(p)
+                                | PathFilter::Regex(p) => 24 + p.len(),
+                                _ => 24,
+                            })
+                            .sum::<usize>()
+                }
+                _ => 0,
+            }
+    };
+    64 + match reason {
+        Reason::Matched {
+            intercept,
+            passed_over,
+        } => intercept.len() + passed_over.iter().map(miss_size).sum::<usize>(),
+        Reason::NoMatch { candidates, .. } => candidates.iter().map(miss_size).sum(),
+        Reason::UnknownCaller { caller } => caller.len(),
+        Reason::CallerOnOtherPort { caller, .. } => caller.len(),
+        Reason::NoTarget { workload_ports, .. } | Reason::NoPortGiven { workload_ports } => {
+            2 * workload_ports.len()
+        }
+        _ => 0,
+    }
+}
+
 /// The fields [`pack`] wrote, in order.
 fn unpack(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
     std::iter::from_fn(move || {
@@ -144,6 +229,7 @@ impl RawEntry {
                 Cow::Owned(endpoint) => endpoint.len(),
             }
             + self.fault.as_ref().map_or(0, String::len)
+            + self.reason.as_ref().map_or(0, reason_size)
     }
 
     fn to_entry(&self, seq: u64) -> JournalEntry {
@@ -171,6 +257,7 @@ impl RawEntry {
         entry.status = self.status.map(|s| s.as_u16());
         entry.answer = text(&self.answer);
         entry.intercept = self.matched.as_deref().map(str::to_owned);
+        entry.reason = self.reason.clone();
         entry.fault = self.fault.clone();
         entry
     }
@@ -335,6 +422,7 @@ mod tests {
             status: Some(StatusCode::OK),
             answer: Bytes::from_static(b"true"),
             matched: Some("me".into()),
+            reason: None,
             fault: None,
         }
     }
@@ -411,6 +499,7 @@ mod tests {
             status: Some(StatusCode::OK),
             answer: cut_answer(&Bytes::from(vec![b'a'; path_len])),
             matched: None,
+            reason: None,
             fault: None,
         }
     }

@@ -83,6 +83,7 @@ mod state;
 #[cfg(feature = "testcontainers")]
 pub mod testcontainers;
 mod wire;
+mod workload;
 
 /// Entry points for the fuzz targets in `fuzz/`; built only by `cargo fuzz`.
 #[cfg(fuzzing)]
@@ -120,8 +121,10 @@ pub use limits::{DEFAULT_MAX_HEADERS, Limits};
 /// The protocol's vocabulary, shared with the SDK: re-exported so that a
 /// test needs only this crate.
 pub use telepresence_api::{
-    CALLER_INTERCEPT_ID_HEADER, CandidateOrder, DEFAULT_CONTAINER_PORT, Intercept, InterceptError,
-    InvalidRegex, PathFilters, PortChoice, Rules, Side, TelepresenceVersion, VersionError, Wire,
+    CALLER_INTERCEPT_ID_HEADER, CandidateOrder, DEFAULT_CONTAINER_PORT, Explanation, Intercept,
+    InterceptError, InvalidRegex, Mismatch, Miss, PathFilters, PortChoice, Reason, Rules, Side,
+    TelepresenceVersion, VersionError, Wire,
     admin::{API_ENDPOINTS, ActiveFault, Fault, FaultError, HeaderEquals, JournalEntry},
     env::ConsumerEnv,
 };
+pub use workload::Workload;

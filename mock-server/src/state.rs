@@ -15,7 +15,7 @@ use crate::fault::Faults;
 use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::wire::{Answer, WireAnswers};
-use telepresence_api::{Intercept, Rules, Side, TelepresenceVersion, Wire};
+use telepresence_api::{Intercept, Reason, Rules, Side, TelepresenceVersion, Wire};
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
@@ -179,7 +179,13 @@ impl ServerState {
     /// wire format of the release mocked.
     pub(crate) fn decide(&self, question: Question, query: &Query<'_>) -> Verdict {
         let intercepts = self.intercepts.load();
-        let decision = intercepts.decide(self.side, query);
+        // The journal keeps why; without it, nothing is described.
+        let (decision, reason) = if self.journal.is_enabled() {
+            let (decision, reason) = intercepts.explain(self.side, query);
+            (decision, Some(reason))
+        } else {
+            (intercepts.decide(self.side, query), None)
+        };
         let answer = match question {
             Question::ConsumeHere => self.rules.wire.boolean(decision.consume_here(self.side)),
             Question::InterceptInfo => self.rules.wire.intercept_info(
@@ -191,6 +197,7 @@ impl ServerState {
         Verdict {
             answer,
             matched: decision.matched.map(|i| i.id().clone()),
+            reason,
         }
     }
 }
@@ -210,6 +217,8 @@ pub(crate) struct Verdict {
     pub(crate) answer: Answer,
     /// The ID of the intercept that matched, if one did.
     pub(crate) matched: Option<Arc<str>>,
+    /// Why, when the journal keeps it.
+    pub(crate) reason: Option<Reason>,
 }
 
 /// One warning line per filter value taken literally.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{CALLER, answer, ask, json_answer};
 use serde_json::json;
-use telepresence_mock_server::{Fault, Intercept, MockServer, Side, Wire};
+use telepresence_mock_server::{Fault, Intercept, MockServer, Reason, Side, Wire};
 
 async fn server() -> MockServer {
     MockServer::builder()
@@ -278,6 +278,17 @@ async fn the_journal_records_each_request_and_its_answer() {
     );
     assert_eq!(journal[1].intercept, None, "no caller, nothing matched");
     assert_eq!(journal[2].intercept, None, "no decision");
+    // Each decision carries its reason; requests without one carry none.
+    assert_eq!(
+        first.reason,
+        Some(Reason::Matched {
+            intercept: "a".into(),
+            passed_over: vec![]
+        })
+    );
+    assert_eq!(journal[1].reason, Some(Reason::NoCallerId));
+    assert_eq!(journal[2].reason, None, "/healthz decides nothing");
+    assert_eq!(journal[3].reason, None, "neither does a 404");
     let xs: Vec<&str> = first
         .headers
         .iter()
@@ -302,6 +313,10 @@ async fn the_journal_records_each_request_and_its_answer() {
     assert_eq!(over_http.as_array().unwrap().len(), 1);
     assert_eq!(over_http[0]["caller_id"], "a");
     assert_eq!(over_http[0]["intercept"], "a");
+    assert_eq!(
+        over_http[0]["reason"],
+        json!({ "kind": "matched", "intercept": "a" })
+    );
     let after = ask(&url, &format!("/_mock/journal?after={}", journal[2].seq))
         .send()
         .await
@@ -314,6 +329,49 @@ async fn the_journal_records_each_request_and_its_answer() {
     let cleared = ask(&url, "/_mock/journal").method("DELETE").send().await;
     assert_eq!(cleared.status, 204);
     assert!(server.admin().journal().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_journal_says_which_filter_failed_and_what_it_saw() {
+    let server = MockServer::builder()
+        .side(Side::Agent)
+        .intercept(Intercept::new("a").header("x-dev", "alice"))
+        .intercept(Intercept::new("b").path_prefix("/api"))
+        .start()
+        .await
+        .unwrap();
+    let long = "v".repeat(10_000);
+    ask(&server.url(), "/consume-here?path=/web")
+        .header("x-dev", &long)
+        .send()
+        .await;
+    let journal = server.admin().journal().await.unwrap();
+    let Some(Reason::NoMatch {
+        container_port,
+        candidates,
+        unlisted,
+        ..
+    }) = &journal[0].reason
+    else {
+        panic!("{:?}", journal[0].reason);
+    };
+    assert_eq!((*container_port, *unlisted), (Some(8080), 0));
+    let text: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 2);
+    assert!(
+        text[0].starts_with(r#"a: header x-dev: expected "alice", got "vvvv"#),
+        "{}",
+        text[0]
+    );
+    assert!(
+        text[0].ends_with("…[truncated: 10000 bytes]\""),
+        "a long value is cut in the reason as in the request: {}",
+        &text[0][text[0].len() - 40..]
+    );
+    assert_eq!(
+        text[1],
+        r#"b: path "/web" matches none of: starting with "/api""#
+    );
 }
 
 #[tokio::test]
