@@ -1,0 +1,27 @@
+//! `tpk explain` (being written).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::report::Report;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Outcome {}
+
+impl Report for Outcome {
+    fn render(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "not yet")
+    }
+
+    fn passed(&self) -> bool {
+        false
+    }
+}
+
+pub(crate) async fn run(_args: Args) -> anyhow::Result<Outcome> {
+    anyhow::bail!("tpk explain is not written yet")
+}
