@@ -13,6 +13,7 @@
 
 mod doctor;
 mod explain;
+mod message;
 mod preview;
 mod report;
 
@@ -38,7 +39,7 @@ enum Command {
     /// Check Telepresence's environment, its API and Kafka, where the consumer runs
     Doctor(doctor::Args),
     /// Say what each side decides for one message, and why
-    Explain(explain::Args),
+    Explain(Box<explain::Args>),
     /// Read the end of a topic and show which messages an intercept would take
     Preview(preview::Args),
 }
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Doctor(args) => emit(json, doctor::run(args, json).await),
-            Command::Explain(args) => emit(json, explain::run(args).await),
+            Command::Explain(args) => emit(json, explain::run(*args).await),
             Command::Preview(args) => emit(json, preview::run(args, json).await),
         }
     })
@@ -87,7 +88,11 @@ fn emit<R: Report>(json: bool, outcome: anyhow::Result<R>) -> ExitCode {
             eprintln!("tpk: cannot print the report: {error}");
         }
     }
-    ExitCode::from(if report.passed() { PASSED } else { FAILED })
+    ExitCode::from(match (report.answered(), report.passed()) {
+        (false, _) => UNANSWERED,
+        (true, true) => PASSED,
+        (true, false) => FAILED,
+    })
 }
 
 fn unanswered(json: bool, error: &anyhow::Error) -> ExitCode {

@@ -11,6 +11,12 @@ pub(crate) trait Report: Serialize {
 
     /// Whether the exit code is 0.
     fn passed(&self) -> bool;
+
+    /// Whether the question was answered at all; if not, the exit code is 2
+    /// whatever [`passed`](Self::passed) says.
+    fn answered(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) fn print_text(report: &impl Report) -> io::Result<()> {
