@@ -129,6 +129,37 @@ enum Verdict {
     Unknown,
 }
 
+impl Explained {
+    fn reason(&self, side: Side) -> Option<&Reason> {
+        self.sides
+            .iter()
+            .find(|s| s.side == side)
+            .and_then(|s| s.reason.as_ref())
+    }
+
+    /// The likely cause of a split that is not exact, from the reasons.
+    fn hint(&self) -> &'static str {
+        match (self.reason(Side::Agent), self.reason(Side::Client)) {
+            (_, Some(Reason::UnknownCaller { .. } | Reason::NoCallerId)) => {
+                "the workstation's API does not know its intercept ID: check \
+                 TELEPRESENCE_INTERCEPT_ID against `telepresence list`"
+            }
+            (
+                Some(
+                    Reason::NoTarget { .. }
+                    | Reason::NoPortGiven { .. }
+                    | Reason::CallerOnOtherPort { .. },
+                ),
+                _,
+            ) => {
+                "the cluster's agent routes by container port and this one has no intercept: \
+                 give the consumer its port (TELEPRESENCE_KAFKA_CONTAINER_PORT)"
+            }
+            _ => "the two sides do not have the same intercepts (a stale or different intercept)",
+        }
+    }
+}
+
 impl Report for Explained {
     fn render(&self, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "message      {}", self.message)?;
@@ -186,13 +217,13 @@ impl Report for Explained {
             (Verdict::Once, None) => writeln!(out, "✓ processed once"),
             (Verdict::Twice, _) => writeln!(
                 out,
-                "✗ processed twice: both sides consume it (their intercepts disagree, or the \
-                 workstation's ID is not the one the cluster knows)"
+                "✗ processed twice: both sides consume it; {}",
+                self.hint()
             ),
             (Verdict::Lost, _) => writeln!(
                 out,
-                "✗ lost: neither side consumes it (the workstation's intercept ID is unknown to \
-                 its API, or the two APIs have different intercepts)"
+                "✗ lost: neither side consumes it; {}",
+                self.hint()
             ),
             (Verdict::Unknown, _) => writeln!(out, "? only one side answered"),
         }
