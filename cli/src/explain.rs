@@ -155,6 +155,17 @@ impl Explained {
                 "the cluster's agent routes by container port and this one has no intercept: \
                  give the consumer its port (TELEPRESENCE_KAFKA_CONTAINER_PORT)"
             }
+            (
+                Some(Reason::NoMatch {
+                    candidates,
+                    unlisted: 0,
+                    ..
+                }),
+                _,
+            ) if candidates.is_empty() => {
+                "the cluster's agent routes by container port and this one has no intercept: \
+                 give the consumer its port (TELEPRESENCE_KAFKA_CONTAINER_PORT)"
+            }
             _ => "the two sides do not have the same intercepts (a stale or different intercept)",
         }
     }
@@ -220,11 +231,9 @@ impl Report for Explained {
                 "✗ processed twice: both sides consume it; {}",
                 self.hint()
             ),
-            (Verdict::Lost, _) => writeln!(
-                out,
-                "✗ lost: neither side consumes it; {}",
-                self.hint()
-            ),
+            (Verdict::Lost, _) => {
+                writeln!(out, "✗ lost: neither side consumes it; {}", self.hint())
+            }
             (Verdict::Unknown, _) => writeln!(out, "? only one side answered"),
         }
     }

@@ -375,6 +375,40 @@ fn without_a_port_the_agent_takes_the_first_target_now_and_none_before_2_25() {
 }
 
 #[test]
+fn an_intercept_on_another_port_than_the_first_needs_the_port() {
+    let file = config(
+        r#"
+container_ports: [8080, 9090]
+intercepts:
+  - id: "abc:orders"
+    container_port: 9090
+    headers: { x-dev: alice }
+"#,
+    );
+    let output = tpk(&["explain", "--config", file.path(), "-H", "x-dev=alice"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("because    no intercept on port 8080"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✗ processed twice") && text.contains("TELEPRESENCE_KAFKA_CONTAINER_PORT"),
+        "{text}"
+    );
+    let told = tpk(&[
+        "explain",
+        "--config",
+        file.path(),
+        "-H",
+        "x-dev=alice",
+        "--port",
+        "9090",
+    ]);
+    assert_eq!(told.status.code(), Some(0));
+}
+
+#[test]
 fn several_intercepts_need_the_workstations_id() {
     let file = config(TWO_PORTS);
     let output = tpk(&["explain", "--config", file.path()]);
