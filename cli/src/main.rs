@@ -13,6 +13,7 @@
 
 mod doctor;
 mod explain;
+mod kafka;
 mod preview;
 mod report;
 
