@@ -196,9 +196,19 @@ pub(crate) async fn run(args: Args, _json: bool) -> anyhow::Result<Outcome> {
 /// Every check, with the environment read through `lookup`; an error only
 /// for settings that leave nothing to check (bad Kafka settings).
 async fn checks(
-    args: Args,
+    mut args: Args,
     lookup: &dyn Fn(&str) -> Option<OsString>,
 ) -> anyhow::Result<Vec<Check>> {
+    // Empty is unset, as for Telepresence's variables: `--brokers=` or an
+    // exported but empty KAFKA_BROKERS asks for no Kafka checks.
+    for value in [
+        &mut args.brokers,
+        &mut args.topic,
+        &mut args.group,
+        &mut args.group_id,
+    ] {
+        *value = value.take().filter(|v| !v.trim().is_empty());
+    }
     let options = kafka_options(&args, lookup)?;
     if let Some(brokers) = &args.brokers {
         // A setting librdkafka refuses is bad input, not a finding: say so

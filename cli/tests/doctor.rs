@@ -604,6 +604,15 @@ fn not_under_telepresence_is_information_not_a_failure() {
         )
     );
     assert_eq!(run.names(), ["environment", "side", "group", "kafka"]);
+
+    // Empty is unset, for Kafka's variables too.
+    let env = [
+        ("KAFKA_BROKERS", String::new()),
+        ("KAFKA_GROUP", String::new()),
+    ];
+    let run = tpk(&env, &["doctor", "--topic="]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.names(), ["environment", "side", "kafka"]);
 }
 
 #[test]
