@@ -19,7 +19,7 @@ use telepresence_kafka::{Client, FailurePolicy, HeaderForwarding, HeaderList};
 use telepresence_mock_server::cli::WorkloadArgs;
 use telepresence_mock_server::{Admin, Workload};
 
-use crate::message::{MessageArgs, SampleMessage};
+use crate::message::MessageArgs;
 use crate::report::Report;
 
 /// Say what each side decides for one message, and why.
@@ -79,7 +79,7 @@ pub(crate) struct Explained {
     /// The intercepts evaluated, offline, in words.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     intercepts: Vec<String>,
-    message: SampleMessage,
+    message: MessageArgs,
     /// The Kafka headers the SDK leaves out of the request (not valid in
     /// HTTP, or reserved).
     #[serde(skip_serializing_if = "is_zero")]
@@ -259,7 +259,7 @@ fn offline(args: &Args) -> anyhow::Result<Explained> {
     let spec = args.workload.resolve()?;
     let workload = spec.workload()?;
     let caller = workstation_id(args.workstation.as_deref(), &workload)?;
-    let sample = args.message.sample()?;
+    let sample = args.message.clone();
     let (headers, not_forwarded) = forward(&sample);
     let path = sample.path.as_deref().unwrap_or_default();
     let port = sample.port.unwrap_or(0);
@@ -320,13 +320,8 @@ fn offline_answer(explanation: Explanation, caller: Option<String>) -> SideAnswe
 }
 
 /// The HTTP headers the SDK sends for the message, and how many it leaves out.
-fn forward(sample: &SampleMessage) -> (HeaderMap, usize) {
-    let forwarded = HeaderForwarding::default().forward(
-        sample
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), Some(value.as_bytes()))),
-    );
+fn forward(sample: &MessageArgs) -> (HeaderMap, usize) {
+    let forwarded = HeaderForwarding::default().forward(sample.kafka_headers());
     (forwarded.headers, forwarded.dropped)
 }
 
@@ -374,7 +369,7 @@ async fn live(args: Args) -> anyhow::Result<Explained> {
              TELEPRESENCE_INTERCEPT_ID): the workstation's API decides only for it"
         );
     };
-    let sample = args.message.sample()?;
+    let sample = args.message.clone();
     let (_, not_forwarded) = forward(&sample);
     let marker = format!(
         "{}-{}",
@@ -405,7 +400,7 @@ async fn live(args: Args) -> anyhow::Result<Explained> {
 async fn ask(
     url: &str,
     caller: Option<&str>,
-    sample: &SampleMessage,
+    sample: &MessageArgs,
     marker: &str,
     token: Option<&str>,
 ) -> SideAnswer {
@@ -430,11 +425,7 @@ async fn ask(
             return answer;
         }
     };
-    let mut headers: Vec<(&str, Option<&[u8]>)> = sample
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), Some(value.as_bytes())))
-        .collect();
+    let mut headers = sample.kafka_headers();
     headers.push((MARKER_HEADER, Some(marker.as_bytes())));
     let message = HeaderList::new(&headers);
     match client.should_consume(&message).await {
@@ -462,7 +453,7 @@ async fn ask(
     answer
 }
 
-fn sdk_client(url: &str, caller: Option<&str>, sample: &SampleMessage) -> anyhow::Result<Client> {
+fn sdk_client(url: &str, caller: Option<&str>, sample: &MessageArgs) -> anyhow::Result<Client> {
     let mut builder = Client::builder()
         .api_url(url)
         .timeout(API_TIMEOUT)

@@ -6,97 +6,141 @@ use std::fmt;
 use serde::Serialize;
 
 /// The flags that describe one message.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, Debug, Default, Serialize, clap::Args)]
 pub(crate) struct MessageArgs {
     /// A header of the message: NAME=VALUE or 'NAME: VALUE' (repeatable)
     #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
-    headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<SampleHeader>,
 
-    /// The path its consumer sends (`path`; the SDK's path source)
-    #[arg(long, value_name = "P")]
-    path: Option<String>,
-
-    /// The container port its consumer sends (`containerPort`;
-    /// TELEPRESENCE_KAFKA_CONTAINER_PORT)
-    #[arg(long, value_name = "N")]
-    port: Option<u16>,
-}
-
-impl MessageArgs {
-    pub(crate) fn sample(&self) -> anyhow::Result<SampleMessage> {
-        Ok(SampleMessage {
-            headers: self.headers.clone(),
-            path: self.path.clone(),
-            port: self.port,
-        })
-    }
-}
-
-/// One message's headers, path and container port.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct SampleMessage {
-    /// In order; names as given.
-    pub(crate) headers: Vec<(String, String)>,
+    /// The path its consumer sends (`path`), for intercepts with path filters
+    #[arg(long, value_name = "PATH")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) path: Option<String>,
+
+    /// The container port its consumer sends (`containerPort`), in place of
+    /// TELEPRESENCE_KAFKA_CONTAINER_PORT
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) port: Option<u16>,
 }
 
-impl fmt::Display for SampleMessage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.headers.is_empty() {
-            f.write_str("no headers")?;
-        }
-        for (index, (name, value)) in self.headers.iter().enumerate() {
-            if index > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{name}: {value:?}")?;
-        }
-        if let Some(path) = &self.path {
-            write!(f, "; path {path:?}")?;
-        }
-        if let Some(port) = self.port {
-            write!(f, "; containerPort {port}")?;
-        }
-        Ok(())
+impl MessageArgs {
+    /// The headers as the SDK takes a message's.
+    pub(crate) fn kafka_headers(&self) -> Vec<(&str, Option<&[u8]>)> {
+        self.headers
+            .iter()
+            .map(|h| (h.name.as_str(), Some(h.value.as_bytes())))
+            .collect()
     }
 }
 
-/// `NAME=VALUE`, or `NAME: VALUE` as curl writes it.
-pub(crate) fn parse_header(text: &str) -> Result<(String, String), String> {
-    let at = text
-        .find(['=', ':'])
-        .ok_or_else(|| format!("`{text}` has no `=` or `:`; write NAME=VALUE or 'NAME: VALUE'"))?;
-    let name = text[..at].trim();
-    let value = if text[at..].starts_with(':') {
-        text[at + 1..].trim_start()
-    } else {
-        &text[at + 1..]
+/// One `-H` header, as given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct SampleHeader {
+    pub(crate) name: String,
+    pub(crate) value: String,
+}
+
+/// Parses `NAME=VALUE` (as `telepresence intercept --http-header` takes it)
+/// or `NAME: VALUE` (as curl and HTTP write it). A header name can hold
+/// neither `=` nor `:`, so the first of them ends it, and the value keeps
+/// any later one.
+pub(crate) fn parse_header(text: &str) -> Result<SampleHeader, String> {
+    let bad = |reason: &str| format!("`{text}` {reason}");
+    let Some(at) = text.find(['=', ':']) else {
+        return Err(bad("is not NAME=VALUE or 'NAME: VALUE'"));
+    };
+    let name = &text[..at];
+    let value = match text.as_bytes()[at] {
+        b':' => text[at + 1..].trim_start_matches([' ', '\t']),
+        _ => &text[at + 1..],
     };
     if name.is_empty() {
-        return Err(format!("`{text}` has an empty header name"));
+        return Err(bad("has no header name before '=' or ':'"));
     }
-    Ok((name.to_owned(), value.to_owned()))
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| bad(&format!("`{name}` is not a valid HTTP header name")))?;
+    http::HeaderValue::from_str(value)
+        .map_err(|_| bad("the value has control characters, which HTTP cannot carry"))?;
+    Ok(SampleHeader {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+/// The message as the lines that quote it read it.
+impl fmt::Display for MessageArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self
+            .headers
+            .iter()
+            .map(|h| format!("{}={}", h.name, h.value))
+            .collect();
+        if parts.is_empty() {
+            parts.push("a message without headers".to_owned());
+        }
+        if let Some(path) = &self.path {
+            parts.push(format!("path {path}"));
+        }
+        if let Some(port) = self.port {
+            parts.push(format!("container port {port}"));
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn header(name: &str, value: &str) -> SampleHeader {
+        SampleHeader {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
     #[test]
-    fn headers_read_like_curl_and_like_telepresence() {
-        let parsed = |t| parse_header(t).unwrap();
-        assert_eq!(parsed("x-dev=alice"), ("x-dev".into(), "alice".into()));
-        assert_eq!(parsed("x-dev: alice"), ("x-dev".into(), "alice".into()));
-        assert_eq!(parsed("x=a=b"), ("x".into(), "a=b".into()));
-        assert_eq!(parsed("x="), ("x".into(), String::new()));
-        assert!(parse_header("x-dev").unwrap_err().contains("`x-dev`"));
-        assert!(
-            parse_header("=v")
-                .unwrap_err()
-                .contains("empty header name")
+    fn both_spellings_are_read() {
+        assert_eq!(parse_header("x-dev=alice"), Ok(header("x-dev", "alice")));
+        assert_eq!(parse_header("x-dev: alice"), Ok(header("x-dev", "alice")));
+        assert_eq!(parse_header("x-dev:alice"), Ok(header("x-dev", "alice")));
+        assert_eq!(parse_header("x-dev="), Ok(header("x-dev", "")));
+        assert_eq!(parse_header("x-q=a=b"), Ok(header("x-q", "a=b")));
+        assert_eq!(parse_header("x-q: a=b"), Ok(header("x-q", "a=b")));
+        assert_eq!(parse_header("x-t=a: b"), Ok(header("x-t", "a: b")));
+        assert_eq!(parse_header("x-s= a "), Ok(header("x-s", " a ")));
+    }
+
+    #[test]
+    fn every_refusal_quotes_the_value() {
+        for (text, reason) in [
+            ("x-dev", "is not NAME=VALUE"),
+            ("=alice", "has no header name"),
+            (": alice", "has no header name"),
+            ("x dev=alice", "`x dev` is not a valid HTTP header name"),
+            ("x-dev=a\nb", "control characters"),
+        ] {
+            let err = parse_header(text).unwrap_err();
+            assert!(err.starts_with(&format!("`{text}`")), "{err}");
+            assert!(err.contains(reason), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_sample_reads_as_it_was_given() {
+        let sample = MessageArgs {
+            headers: vec![header("x-dev", "alice"), header("x-team", "a")],
+            path: Some("/api".into()),
+            port: Some(8080),
+        };
+        assert_eq!(
+            sample.to_string(),
+            "x-dev=alice, x-team=a, path /api, container port 8080"
+        );
+        assert_eq!(
+            MessageArgs::default().to_string(),
+            "a message without headers"
         );
     }
 }

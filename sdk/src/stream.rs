@@ -298,7 +298,7 @@ impl Client {
         let Some(group) = consumer.group_id() else {
             return Ok(());
         };
-        if crate::group::is_workstation_group(&group, self.intercept_id()) {
+        if self.is_own_group(&group) {
             return Ok(());
         }
         Err(Error::config(format!(

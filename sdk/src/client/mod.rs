@@ -157,6 +157,29 @@ impl Client {
         group::group_id(base, self.intercept_id())
     }
 
+    /// Whether a consumer of this side may read in `group` without sharing it
+    /// with the other side: on a workstation, whether `group` is one that
+    /// [`group_id`](Self::group_id) makes for this intercept, from any base
+    /// (the check `check_group` makes, with the `rdkafka` feature); without an
+    /// intercept ID, always `true`, since the pod's group is whatever the pod
+    /// reads in.
+    ///
+    /// ```
+    /// use telepresence_kafka::Client;
+    ///
+    /// let workstation = Client::builder().intercept_id("4b16:echo").build()?;
+    /// assert!(workstation.is_own_group("orders-4b16-echo"));
+    /// assert!(workstation.is_own_group(&workstation.group_id("payments")));
+    /// assert!(!workstation.is_own_group("orders"), "the pod's group");
+    /// assert!(!workstation.is_own_group("orders-other-intercept"));
+    ///
+    /// assert!(Client::disabled().is_own_group("orders"));
+    /// # Ok::<(), telepresence_kafka::Error>(())
+    /// ```
+    pub fn is_own_group(&self, group: &str) -> bool {
+        !self.is_workstation() || group::is_workstation_group(group, self.intercept_id())
+    }
+
     /// The counters so far, shared by every clone.
     ///
     /// ```

@@ -1,0 +1,158 @@
+//! rdkafka helpers shared by the commands: a client's configuration from
+//! the flags and the environment, and reading offsets without joining a group.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The variable with extra librdkafka settings, `key=value,key=value`, as
+/// the example consumer reads it (Telepresence copies the pod's environment
+/// to the workstation, so the same settings reach `tpk` there).
+pub(crate) const OPTIONS_ENV: &str = "KAFKA_OPTIONS";
+
+/// Parses one librdkafka setting, `KEY=VALUE`, for `-X`.
+pub(crate) fn parse_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("`{text}` is not a librdkafka setting KEY=VALUE")),
+    }
+}
+
+/// Parses [`OPTIONS_ENV`]'s value: settings separated by commas.
+pub(crate) fn parse_options(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .filter(|option| !option.trim().is_empty())
+        .map(|option| parse_option(option).map_err(|e| format!("{OPTIONS_ENV}: {e}")))
+        .collect()
+}
+
+/// A configuration for `brokers` with `options` applied last, so that they
+/// can override anything set here.
+pub(crate) fn client_config(brokers: &str, options: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// A consumer in `group` that reads the group's committed offsets and
+/// nothing else: it never subscribes, so it never joins the group (no
+/// rebalance for the consumers in it), and it commits nothing.
+pub(crate) fn observer(
+    brokers: &str,
+    options: &[(String, String)],
+    group: &str,
+) -> KafkaResult<BaseConsumer> {
+    let mut config = client_config(brokers, options);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    config.create()
+}
+
+/// One partition's position: what the group committed and where the log ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartitionLag {
+    /// The partition.
+    pub(crate) partition: i32,
+    /// The group's committed offset, `None` when it has committed nothing.
+    pub(crate) committed: Option<i64>,
+    /// The log's first offset (low watermark).
+    pub(crate) low: i64,
+    /// The offset the next message will get (high watermark).
+    pub(crate) high: i64,
+}
+
+impl PartitionLag {
+    /// The messages the group has still to read, when it committed an offset.
+    pub(crate) fn lag(&self) -> Option<i64> {
+        self.committed
+            .map(|committed| (self.high - committed.max(self.low)).max(0))
+    }
+}
+
+/// The committed offsets of `consumer`'s group on `partitions` of `topic`,
+/// against the high watermarks.
+pub(crate) fn lag(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> KafkaResult<Vec<PartitionLag>> {
+    let mut list = TopicPartitionList::new();
+    for &partition in partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = consumer.committed_offsets(list, timeout)?;
+    partitions
+        .iter()
+        .map(|&partition| {
+            let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+            let committed = committed
+                .find_partition(topic, partition)
+                .and_then(|element| match element.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                });
+            Ok(PartitionLag {
+                partition,
+                committed,
+                low,
+                high,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_key_value_pairs() {
+        assert_eq!(
+            parse_option("security.protocol=SASL_SSL").unwrap(),
+            ("security.protocol".to_owned(), "SASL_SSL".to_owned())
+        );
+        assert_eq!(
+            parse_option("sasl.password=a=b").unwrap().1,
+            "a=b",
+            "the value may hold '='"
+        );
+        let err = parse_option("debug").unwrap_err();
+        assert!(err.contains("`debug`"), "{err}");
+        assert!(parse_option("=x").is_err());
+        assert_eq!(
+            parse_options("a=1, b=2,").unwrap(),
+            [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]
+        );
+        let err = parse_options("a=1,oops").unwrap_err();
+        assert!(err.starts_with("KAFKA_OPTIONS: `oops`"), "{err}");
+    }
+
+    #[test]
+    fn lag_counts_from_the_commit_or_from_the_log_start() {
+        let at = |committed, low, high| PartitionLag {
+            partition: 0,
+            committed,
+            low,
+            high,
+        };
+        assert_eq!(at(Some(3), 0, 10).lag(), Some(7));
+        assert_eq!(at(Some(10), 0, 10).lag(), Some(0));
+        assert_eq!(at(None, 0, 10).lag(), None);
+        // A commit older than the retained log: what is left is the log.
+        assert_eq!(at(Some(2), 5, 10).lag(), Some(5));
+    }
+}
