@@ -35,16 +35,20 @@ use crate::report::Report;
 /// enough not to load a traffic-agent that serves real traffic.
 const MAX_IN_FLIGHT: usize = 32;
 
-/// Read the end of a topic and show which messages an intercept would send
-/// to the workstation, and which the cluster keeps.
-///
-/// Offline (the default) the intercept is described by the flags of
-/// `telepresence intercept` or by a mock-server configuration, and decided
-/// by the mock server's code; live (--cluster-api, --workstation-api,
-/// --intercept-id) both sides' Telepresence APIs are asked, as the SDK asks
-/// them. Joins no consumer group and commits nothing.
+/// What `tpk preview --help` says after the flags (`tpk`'s command list
+/// gives the summary above them).
+const AFTER_LONG_HELP: &str = "Offline (the default), the intercept is described by the flags of `telepresence \
+     intercept` (or by a mock-server configuration) and decided by the mock server's own code. \
+     Live (--cluster-api, --workstation-api, --intercept-id), both sides' Telepresence APIs are \
+     asked, as the SDK asks them. Reads the last --last messages of each partition, joins no \
+     consumer group and commits nothing.\n\n\
+     Exit status: 0 every message is processed exactly once; 1 some would be processed twice or \
+     by nobody; 2 the question could not be answered.";
+
+/// The flags; see [`AFTER_LONG_HELP`].
 #[derive(Debug, clap::Args)]
 #[command(
+    after_long_help = AFTER_LONG_HELP,
     mut_arg("intercept_id", |arg| arg.help(
         "ID of the intercept the flags below describe, and the workstation's: the one its \
          consumer sends. With --config alone, which of the file's intercepts is the \
@@ -56,7 +60,7 @@ const MAX_IN_FLIGHT: usize = 32;
          query; with --config alone, only the latter [default: 8080, none sent]"
     )),
 )]
-pub(crate) struct Args {
+struct Flags {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]
     #[arg(long, env = "KAFKA_BROKERS", value_name = "HOST:PORT")]
     brokers: Option<String>,
@@ -117,6 +121,31 @@ pub(crate) struct Args {
 
     #[command(flatten)]
     workload: WorkloadArgs,
+}
+
+/// The flags of `tpk preview`, boxed: they are many, and `tpk`'s command
+/// enum holds one command's flags inline.
+#[derive(Debug)]
+pub(crate) struct Args(Box<Flags>);
+
+impl clap::FromArgMatches for Args {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Flags::from_arg_matches(matches).map(|flags| Self(Box::new(flags)))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl clap::Args for Args {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        Flags::augment_args(command)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Flags::augment_args_for_update(command)
+    }
 }
 
 fn parse_header_name(text: &str) -> Result<HeaderName, String> {
@@ -187,7 +216,7 @@ impl Report for Outcome {
 
 /// Who decides: a judge for each mode.
 enum Judge {
-    Offline(Offline),
+    Offline(Box<Offline>),
     Live(Arc<Live>),
 }
 
@@ -203,6 +232,7 @@ impl Judge {
 /// Runs the preview; the report is the last state, after Ctrl-C or SIGTERM
 /// with `--watch`.
 pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
+    let args = *args.0;
     let brokers = args
         .brokers
         .clone()
@@ -265,7 +295,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     }
 }
 
-async fn judge(args: &Args, topic: &str) -> anyhow::Result<Judge> {
+async fn judge(args: &Flags, topic: &str) -> anyhow::Result<Judge> {
     let query = Query {
         container_port: args.workload.intercept.container_port,
         path: match (&args.path, args.path_from_topic, &args.path_from_header) {
@@ -277,7 +307,11 @@ async fn judge(args: &Args, topic: &str) -> anyhow::Result<Judge> {
     };
     let (Some(cluster_api), Some(workstation_api)) = (&args.cluster_api, &args.workstation_api)
     else {
-        return Ok(Judge::Offline(Offline::new(&args.workload, topic, query)?));
+        return Ok(Judge::Offline(Box::new(Offline::new(
+            &args.workload,
+            topic,
+            query,
+        )?)));
     };
     let workload = &args.workload;
     let intercept = &workload.intercept;

@@ -748,3 +748,155 @@ async fn bad_usage_is_refused_naming_the_problem() {
             .contains("--brokers")
     );
 }
+
+/// Writes a mock-server configuration for the test, removed when dropped.
+struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str, yaml: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("tpk-preview-{}-{name}.yaml", std::process::id()));
+        std::fs::write(&path, yaml).expect("writing the configuration");
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_config_counts_other_workstations_and_overlapping_intercepts() {
+    let mut kafka = Kafka::start();
+    kafka.produce(0..MESSAGES).await;
+    let two = ConfigFile::new(
+        "two",
+        "intercepts:\n  - { id: alice-id, headers: { x-dev: alice } }\n  - { id: bob-id, headers: { x-dev: bob } }\n",
+    );
+    let base = [
+        "preview",
+        "--brokers",
+        &kafka.bootstrap,
+        "--topic",
+        TOPIC,
+        "--config",
+        two.path(),
+    ];
+
+    // Two intercepts: whose is the workstation?
+    let output = run(&base).await;
+    assert_eq!(output.status.code(), Some(2));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("alice-id, bob-id") && err.contains("--intercept-id"),
+        "{err}"
+    );
+
+    // bob's workstation takes bob's messages: none is lost.
+    let output = run(&[&["--json"], &base[..], &["--intercept-id", "alice-id"]].concat()).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report = json(&output);
+    assert_eq!(counts(&report), (300, 100, 100, 0, 0));
+    assert_eq!(report["counts"]["other_workstations"], 100);
+    assert_eq!(report["decided_by"]["workstation_intercept"], "alice-id");
+
+    // An intercept that takes everything overlaps with alice's.
+    let overlapping = ConfigFile::new(
+        "overlapping",
+        "intercepts:\n  - { id: alice-id, headers: { x-dev: alice } }\n  - { id: everyone }\n",
+    );
+    let output = run(&[
+        "--json",
+        "preview",
+        "--brokers",
+        &kafka.bootstrap,
+        "--topic",
+        TOPIC,
+        "--config",
+        overlapping.path(),
+        "--intercept-id",
+        "alice-id",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report = json(&output);
+    assert_eq!(counts(&report), (300, 100, 0, 100, 0));
+    assert_eq!(report["counts"]["other_workstations"], 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_with_json_prints_a_document_per_line_per_update() {
+    let mut kafka = Kafka::start();
+    kafka.produce(0..MESSAGES).await;
+    let mut child = tpk(&[
+        "--json",
+        "preview",
+        "--brokers",
+        &kafka.bootstrap,
+        "--topic",
+        TOPIC,
+        "--http-header",
+        "x-dev=alice",
+        "--watch",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starting tpk --watch --json");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let update_with = |messages: u64| -> Value {
+        loop {
+            let line = lines
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("no update with {messages} messages"));
+            let update: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("an update is one JSON line ({e}): {line}"));
+            assert_eq!(update["watching"], true, "{line}");
+            if update["counts"]["messages"] == messages {
+                return update;
+            }
+        }
+    };
+    assert_eq!(counts(&update_with(300)), (300, 100, 200, 0, 0));
+    kafka.produce(MESSAGES..MESSAGES + 30).await;
+    assert_eq!(counts(&update_with(330)), (330, 110, 220, 0, 0));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let (status_tx, status) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = status_tx.send(child.wait());
+    });
+    let status = status
+        .recv_timeout(PATIENCE)
+        .expect("tpk --watch exits after SIGTERM")
+        .expect("waiting for tpk");
+    assert_eq!(status.code(), Some(0));
+    // Then the final report, as without --watch.
+    let rest: String = lines.iter().collect::<Vec<_>>().join("\n");
+    let last = serde_json::Deserializer::from_str(&rest)
+        .into_iter::<Value>()
+        .map(|doc| doc.expect("JSON documents"))
+        .last()
+        .expect("a final report");
+    assert_eq!(last["watching"], false);
+    assert_eq!(counts(&last), (330, 110, 220, 0, 0));
+}

@@ -193,10 +193,18 @@ impl Offline {
             args.intercept.container_port = None;
         }
         let spec = args.resolve()?;
+        if !described && spec.file.intercepts.is_none() {
+            // resolve() then gives the mock's default intercept, which
+            // matches everything: a preview of nothing the user said.
+            bail!(
+                "the {} has no `intercepts`; {NO_INTERCEPT}",
+                spec.intercepts_origin
+            );
+        }
         let origin = spec.intercepts_origin.to_string();
         let ids: Vec<&str> = spec.intercepts.iter().map(|i| i.id.as_str()).collect();
         let mine = match (&chosen, ids.as_slice()) {
-            (_, []) => bail!("{origin} declares no intercept: there is nothing to preview"),
+            (_, []) => bail!("the {origin} declares no intercept: there is nothing to preview"),
             (Some(id), _) if ids.contains(&id.as_str()) => id.clone(),
             (Some(id), _) => bail!(
                 "--intercept-id {id:?} is not among the intercepts of the {origin} ({})",
