@@ -469,7 +469,7 @@ impl Preview {
         }
         // The caller prints the final report, in place of the last update
         // on a terminal.
-        screen.clear()?;
+        screen.clear();
         Ok(self.outcome(Some(false)))
     }
 

@@ -75,8 +75,8 @@ fn decider(decider: &Decider, out: &mut dyn Write) -> io::Result<()> {
         } => {
             writeln!(
                 out,
-                "Decided offline by Telepresence {telepresence_version}'s rules, for the \
-                 intercepts of the {intercepts_from}:"
+                "Decided offline by Telepresence {telepresence_version}'s rules, with the \
+                 intercepts from the {intercepts_from}:"
             )?;
             for intercept in intercepts {
                 let mine = if intercept.id == *workstation_intercept {

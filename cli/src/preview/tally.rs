@@ -15,7 +15,7 @@ use super::read::Record;
 const MAX_VALUES: usize = 1000;
 
 /// How many characters of a header value a sample keeps.
-const SAMPLE_VALUE_CHARS: usize = 48;
+const SAMPLE_VALUE_CHARS: usize = 40;
 
 /// Messages, split by who processes them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -3,6 +3,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use super::Outcome;
 use crate::report::Report;
 
@@ -22,8 +24,10 @@ enum Mode {
 #[derive(Debug)]
 pub(super) struct Screen {
     mode: Mode,
-    /// Lines of the update on the terminal, to erase before the next.
-    drawn: usize,
+    /// On a terminal, the update as a progress bar's message: indicatif
+    /// redraws it in place, counting the lines that the terminal wraps,
+    /// which escape sequences written here could not know.
+    live: Option<ProgressBar>,
     shown: u64,
 }
 
@@ -39,7 +43,7 @@ impl Screen {
         };
         Self {
             mode,
-            drawn: 0,
+            live: None,
             shown: 0,
         }
     }
@@ -55,49 +59,39 @@ impl Screen {
 
     /// Shows `outcome` in place of the previous update.
     pub(super) fn show(&mut self, outcome: &Outcome) -> io::Result<()> {
+        self.shown += 1;
+        if self.mode == Mode::Terminal {
+            let mut text = Vec::new();
+            outcome.render(&mut text)?;
+            let text = String::from_utf8_lossy(&text).trim_end().to_owned();
+            let live = self.live.get_or_insert_with(|| {
+                let live = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+                live.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+                live
+            });
+            live.set_message(text);
+            return Ok(());
+        }
         let mut out = io::stdout().lock();
-        match self.mode {
-            Mode::Json => {
-                serde_json::to_writer(&mut out, outcome)?;
+        if self.mode == Mode::Json {
+            serde_json::to_writer(&mut out, outcome)?;
+            writeln!(out)?;
+        } else {
+            if self.shown > 1 {
                 writeln!(out)?;
             }
-            Mode::Text => {
-                if self.shown > 0 {
-                    writeln!(out)?;
-                }
-                outcome.render(&mut out)?;
-            }
-            Mode::Terminal => {
-                let mut text = Vec::new();
-                outcome.render(&mut text)?;
-                erase(&mut out, self.drawn)?;
-                out.write_all(&text)?;
-                self.drawn = text.iter().filter(|b| **b == b'\n').count();
-            }
+            outcome.render(&mut out)?;
         }
-        self.shown += 1;
         out.flush()
     }
 
     /// Erases the last update on a terminal, for the final report to take
     /// its place.
-    pub(super) fn clear(&mut self) -> io::Result<()> {
-        if self.mode == Mode::Terminal {
-            let mut out = io::stdout().lock();
-            erase(&mut out, self.drawn)?;
-            self.drawn = 0;
-            out.flush()?;
+    pub(super) fn clear(&mut self) {
+        if let Some(live) = self.live.take() {
+            live.finish_and_clear();
         }
-        Ok(())
     }
-}
-
-/// Moves the cursor up `lines` lines and clears from there down.
-fn erase(out: &mut impl Write, lines: usize) -> io::Result<()> {
-    if lines > 0 {
-        write!(out, "\x1b[{lines}F\x1b[J")?;
-    }
-    Ok(())
 }
 
 /// SIGTERM and Ctrl-C, listened for from the moment this is built.
