@@ -148,11 +148,13 @@ impl clap::Args for Args {
     }
 }
 
+/// `--by`: HTTP header names, as the APIs compare them (lower case).
 fn parse_header_name(text: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(text.to_ascii_lowercase().as_bytes())
         .map_err(|_| format!("`{text}` is not an HTTP header name"))
 }
 
+/// `-X KEY=VALUE`.
 fn parse_option(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {
@@ -162,6 +164,7 @@ fn parse_option(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `--timeout`: `10s`, `500ms`, or seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)
@@ -295,6 +298,8 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     }
 }
 
+/// The judge the flags ask for: offline, or live once both APIs have
+/// answered; flags that belong to the other mode are refused.
 async fn judge(args: &Flags, topic: &str) -> anyhow::Result<Judge> {
     let query = Query {
         container_port: args.workload.intercept.container_port,
