@@ -79,7 +79,7 @@ pub(crate) struct Args {
     kafka_options: Vec<(String, String)>,
 
     /// Bound on each question to the API and to Kafka: 5s, 500ms, 1m
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::kafka::parse_duration)]
     timeout: Duration,
 }
 
@@ -199,7 +199,7 @@ async fn checks(
     ] {
         *value = value.take().filter(|v| !v.trim().is_empty());
     }
-    let options = kafka_options(&args, lookup)?;
+    let options = kafka::options(&args.kafka_options, lookup)?;
     if let Some(brokers) = &args.brokers {
         // A setting librdkafka refuses is bad input, not a finding: say so
         // before asking anything.
@@ -242,60 +242,9 @@ async fn checks(
     Ok(checks)
 }
 
-/// `KAFKA_OPTIONS`, then `-X`, so that a flag overrides the environment.
-fn kafka_options(
-    args: &Args,
-    lookup: &dyn Fn(&str) -> Option<OsString>,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let mut options = match lookup(kafka::OPTIONS_ENV) {
-        None => Vec::new(),
-        Some(text) => {
-            let text = text
-                .into_string()
-                .map_err(|_| anyhow::anyhow!("{}: not valid UTF-8", kafka::OPTIONS_ENV))?;
-            kafka::parse_options(&text).map_err(anyhow::Error::msg)?
-        }
-    };
-    options.extend(args.kafka_options.iter().cloned());
-    Ok(options)
-}
-
-/// `5s`, `500ms`, `1m`, or a number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration such as 5s, 500ms or 1m");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let duration = match unit {
-        "" | "s" => Duration::from_secs(number),
-        "ms" => Duration::from_millis(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        _ => return Err(bad()),
-    };
-    if duration.is_zero() {
-        return Err(format!("`{text}`: the timeout must be more than 0"));
-    }
-    Ok(duration)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_as_written() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "s", "5h", "-1s", "1.5s", "5 s"] {
-            let err = parse_duration(bad).unwrap_err();
-            assert!(err.starts_with(&format!("`{bad}`")), "{err}");
-        }
-        assert!(parse_duration("0s").unwrap_err().contains("more than 0"));
-    }
 
     #[test]
     fn the_text_puts_each_fix_under_its_failure() {

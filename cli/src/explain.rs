@@ -16,9 +16,10 @@ use http::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Explanation, Reason, Side, endpoint};
 use telepresence_kafka::{Client, FailurePolicy, HeaderForwarding, HeaderList};
+use telepresence_mock_server::Admin;
 use telepresence_mock_server::cli::WorkloadArgs;
-use telepresence_mock_server::{Admin, Workload};
 
+use crate::intercepts::{self, Chosen, Mine};
 use crate::message::MessageArgs;
 use crate::report::Report;
 
@@ -29,22 +30,25 @@ use crate::report::Report;
 /// with the mock server's rules for the chosen release. Live, the running
 /// APIs answer; a telepresence-kafka mock server also says why.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
+#[command(
+    mut_arg("intercept_id", |arg| arg.help(
+        "ID of the intercept the flags below describe, and the workstation's: the caller ID its \
+         consumer sends. With --config alone, which of the file's intercepts is the \
+         workstation's (any ID: an unknown one shows what a stale ID costs); live, the ID sent \
+         to the workstation's API [default: <uuid>:mock, or the only intercept's]"
+    )),
+    after_help = "Examples:
   tpk explain -H x-dev=bob --http-header x-dev=alice
-  tpk explain -H x-dev=alice --config mock.yaml --workstation abc:orders
+  tpk explain -H x-dev=alice --config mock.yaml --intercept-id abc:orders
   tpk explain -H x-dev=alice --cluster-api http://localhost:9981 \\
-              --workstation-api http://localhost:9980 --workstation abc:orders
+              --workstation-api http://localhost:9980 --intercept-id abc:orders
 
 Exit codes: 0 the message is processed exactly once; 1 it would be processed
-twice or by no side; 2 the question could not be answered.")]
+twice or by no side; 2 the question could not be answered."
+)]
 pub(crate) struct Args {
     #[command(flatten)]
     message: MessageArgs,
-
-    /// The workstation's intercept ID: the caller ID its consumer sends
-    /// [default: the only intercept's ID]
-    #[arg(long, value_name = "ID")]
-    workstation: Option<String>,
 
     /// Ask the cluster side's API at URL (the traffic-agent's, or a mock's)
     #[arg(long, value_name = "URL", help_heading = "Live")]
@@ -256,9 +260,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<Explained> {
 }
 
 fn offline(args: &Args) -> anyhow::Result<Explained> {
-    let spec = args.workload.resolve()?;
-    let workload = spec.workload()?;
-    let caller = workstation_id(args.workstation.as_deref(), &workload)?;
+    let Chosen {
+        spec,
+        workload,
+        mine: caller,
+    } = intercepts::choose(&args.workload, Mine::Any)?;
     let sample = args.message.clone();
     let (headers, not_forwarded) = forward(&sample);
     let path = sample.path.as_deref().unwrap_or_default();
@@ -268,7 +274,7 @@ fn offline(args: &Args) -> anyhow::Result<Explained> {
     as_workstation.insert(
         CALLER_INTERCEPT_ID_HEADER,
         HeaderValue::from_str(&caller)
-            .with_context(|| format!("--workstation {caller:?}: not a valid header value"))?,
+            .with_context(|| format!("--intercept-id {caller:?}: not a valid header value"))?,
     );
     let workstation = workload.explain(Side::Client, &as_workstation, path, port);
     let sides = vec![
@@ -284,27 +290,6 @@ fn offline(args: &Args) -> anyhow::Result<Explained> {
         verdict: verdict(&sides),
         sides,
     })
-}
-
-/// The workstation's intercept: the one named, which must exist, or the
-/// only one there is.
-fn workstation_id(named: Option<&str>, workload: &Workload) -> anyhow::Result<String> {
-    let ids: Vec<&str> = workload.intercepts().map(|i| i.id.as_str()).collect();
-    match (named, ids.as_slice()) {
-        (Some(id), _) if ids.contains(&id) => Ok(id.to_owned()),
-        // An ID nobody has is a real situation (a stale environment): the
-        // decision shows what it leads to.
-        (Some(id), _) => Ok(id.to_owned()),
-        (None, [only]) => Ok((*only).to_owned()),
-        (None, []) => bail!(
-            "no intercepts: give one with --http-header and the other intercept flags, or --config"
-        ),
-        (None, several) => bail!(
-            "{} intercepts: say which one is the workstation's with --workstation ID (one of: {})",
-            several.len(),
-            several.join(", ")
-        ),
-    }
 }
 
 fn offline_answer(explanation: Explanation, caller: Option<String>) -> SideAnswer {
@@ -348,25 +333,38 @@ const MARKER_HEADER: &str = "x-tpk-explain";
 const API_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn live(args: Args) -> anyhow::Result<Explained> {
-    if args.workload.config.is_some()
-        || args.workload.telepresence_version.is_some()
-        || !args.workload.workload_ports.is_empty()
-        || args.workload.intercept.describes_an_intercept()
-    {
+    let workload = &args.workload;
+    let intercept = &workload.intercept;
+    let offline_only = [
+        (!intercept.http_header.is_empty(), "--http-header"),
+        (!intercept.http_path_equal.is_empty(), "--http-path-equal"),
+        (!intercept.http_path_prefix.is_empty(), "--http-path-prefix"),
+        (!intercept.http_path_regex.is_empty(), "--http-path-regex"),
+        (!intercept.http_meta.is_empty(), "--http-meta"),
+        (intercept.container_port.is_some(), "--container-port"),
+        (workload.config.is_some(), "--config"),
+        (
+            workload.telepresence_version.is_some(),
+            "--telepresence-version",
+        ),
+        (!workload.workload_ports.is_empty(), "--workload-port"),
+    ];
+    if let Some((_, flag)) = offline_only.iter().find(|(given, _)| *given) {
         bail!(
-            "the intercept flags (--http-header, --config, --telepresence-version, ...) describe \
-             an offline evaluation; live, the APIs at --cluster-api and --workstation-api hold \
-             the intercepts: drop one or the other"
+            "{flag} describes the intercept for an offline evaluation, but --cluster-api and \
+             --workstation-api ask the live APIs, which decide with their own intercepts: drop \
+             {flag}, or drop the API flags"
         );
     }
     let (Some(cluster_api), Some(workstation_api)) = (&args.cluster_api, &args.workstation_api)
     else {
         bail!("live, give both --cluster-api and --workstation-api: the verdict needs both sides");
     };
-    let Some(caller) = args.workstation.clone() else {
+    let Some(caller) = intercept.intercept_id.clone().filter(|id| !id.is_empty()) else {
         bail!(
-            "live, give the workstation's intercept ID with --workstation ID (its \
-             TELEPRESENCE_INTERCEPT_ID): the workstation's API decides only for it"
+            "live, give the workstation's intercept ID with --intercept-id ID (its \
+             TELEPRESENCE_INTERCEPT_ID; `telepresence list` shows it): the workstation's API \
+             decides only for it"
         );
     };
     let sample = args.message.clone();

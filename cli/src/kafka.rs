@@ -1,6 +1,7 @@
 //! rdkafka helpers shared by the commands: a client's configuration from
 //! the flags and the environment, and reading offsets without joining a group.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -29,6 +30,44 @@ pub(crate) fn parse_options(text: &str) -> Result<Vec<(String, String)>, String>
         .filter(|option| !option.trim().is_empty())
         .map(|option| parse_option(option).map_err(|e| format!("{OPTIONS_ENV}: {e}")))
         .collect()
+}
+
+/// `KAFKA_OPTIONS`, then `-X`, so that a flag overrides the environment.
+pub(crate) fn options(
+    flags: &[(String, String)],
+    lookup: &dyn Fn(&str) -> Option<OsString>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut options = match lookup(OPTIONS_ENV) {
+        None => Vec::new(),
+        Some(text) => {
+            let text = text
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{}: not valid UTF-8", OPTIONS_ENV))?;
+            parse_options(&text).map_err(anyhow::Error::msg)?
+        }
+    };
+    options.extend(flags.iter().cloned());
+    Ok(options)
+}
+
+/// A timeout flag: `5s`, `500ms`, `1m`, or a number of seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration such as 5s, 500ms or 1m");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let duration = match unit {
+        "" | "s" => Duration::from_secs(number),
+        "ms" => Duration::from_millis(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        _ => return Err(bad()),
+    };
+    if duration.is_zero() {
+        return Err(format!("`{text}`: the timeout must be more than 0"));
+    }
+    Ok(duration)
 }
 
 /// A configuration for `brokers` with `options` applied last, so that they
@@ -115,6 +154,19 @@ pub(crate) fn lag(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "s", "5h", "-1s", "1.5s", "5 s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.starts_with(&format!("`{bad}`")), "{err}");
+        }
+        assert!(parse_duration("0s").unwrap_err().contains("more than 0"));
+    }
 
     #[test]
     fn options_are_key_value_pairs() {

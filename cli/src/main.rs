@@ -13,6 +13,7 @@
 
 mod doctor;
 mod explain;
+mod intercepts;
 mod kafka;
 mod message;
 mod preview;

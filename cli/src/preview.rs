@@ -55,10 +55,6 @@ const AFTER_LONG_HELP: &str = "Offline (the default), the intercept is described
          workstation's; live, the ID sent to the workstation's API [default: <uuid>:mock, or \
          the only intercept's]"
     )),
-    mut_arg("container_port", |arg| arg.help(
-        "The intercepted container port, and the containerPort the consumers send with each \
-         query; with --config alone, only the latter [default: 8080, none sent]"
-    )),
 )]
 struct Flags {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]
@@ -82,6 +78,11 @@ struct Flags {
     /// How many sample messages to show per side
     #[arg(long, value_name = "N", default_value_t = 3)]
     samples: usize,
+
+    /// The containerPort the consumers send with each query, in place of
+    /// TELEPRESENCE_KAFKA_CONTAINER_PORT [default: none sent]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
 
     /// The path the consumers send with each query (the SDK's fixed_path)
     #[arg(long, value_name = "P", group = "path_source")]
@@ -111,12 +112,12 @@ struct Flags {
 
     /// Bound on each Kafka metadata and offset request, and on a silence of
     /// the brokers while reading the end of the topic, e.g. 10s or 500ms
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::kafka::parse_duration)]
     timeout: Duration,
 
     /// A librdkafka setting, KEY=VALUE, for the brokers' security settings
-    /// and the like (repeatable)
-    #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    /// and the like (repeatable; applied after KAFKA_OPTIONS, `k=v,k=v`)
+    #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE", value_parser = crate::kafka::parse_option)]
     kafka_options: Vec<(String, String)>,
 
     #[command(flatten)]
@@ -152,33 +153,6 @@ impl clap::Args for Args {
 fn parse_header_name(text: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(text.to_ascii_lowercase().as_bytes())
         .map_err(|_| format!("`{text}` is not an HTTP header name"))
-}
-
-/// `-X KEY=VALUE`.
-fn parse_option(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.trim().to_owned()))
-        }
-        _ => Err(format!("`{text}` is not KEY=VALUE")),
-    }
-}
-
-/// `--timeout`: `10s`, `500ms`, or seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    number
-        .parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite() && *n > 0.0)
-        .map(|n| Duration::from_secs_f64(n * scale))
-        .ok_or_else(|| format!("`{text}` is not a duration such as 10s or 500ms"))
 }
 
 /// What `tpk preview` found.
@@ -269,11 +243,12 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    let options = crate::kafka::options(&args.kafka_options, &|name| std::env::var_os(name))?;
     let reader = Reader::open(&Source {
         brokers: &brokers,
         topic: &topic,
         last: args.last,
-        options: &args.kafka_options,
+        options: &options,
         timeout: args.timeout,
         watch: args.watch,
     })
@@ -302,7 +277,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
 /// answered; flags that belong to the other mode are refused.
 async fn judge(args: &Flags, topic: &str) -> anyhow::Result<Judge> {
     let query = Query {
-        container_port: args.workload.intercept.container_port,
+        container_port: args.port,
         path: match (&args.path, args.path_from_topic, &args.path_from_header) {
             (Some(path), _, _) => PathChoice::Fixed(path.clone()),
             (_, true, _) => PathChoice::Topic,

@@ -210,14 +210,19 @@ fn an_invalid_regex_is_a_literal_now_and_refused_before_2_25() {
 
 #[test]
 fn the_workstation_decides_only_for_its_own_intercept() {
+    let file = config(
+        r#"
+intercepts:
+  - id: "abc:orders"
+    headers: { x-dev: alice }
+"#,
+    );
     let (code, json) = explain(&[
-        "--intercept-id",
-        ID,
-        "--http-header",
-        "x-dev=alice",
+        "--config",
+        file.path(),
         "-H",
         "x-dev=alice",
-        "--workstation",
+        "--intercept-id",
         "other:orders",
     ]);
     assert_eq!(code, 1, "the message would be lost: {json}");
@@ -298,7 +303,7 @@ fn the_agent_tries_the_targets_candidates_in_id_order() {
     let (code, json) = explain(&[
         "--config",
         file.path(),
-        "--workstation",
+        "--intercept-id",
         "b:orders",
         "-H",
         "x-dev=alice",
@@ -316,7 +321,7 @@ fn the_agent_tries_the_targets_candidates_in_id_order() {
     let (_, json) = explain(&[
         "--config",
         file.path(),
-        "--workstation",
+        "--intercept-id",
         "b:orders",
         "-H",
         "x-dev=alfred",
@@ -329,7 +334,7 @@ fn the_agent_tries_the_targets_candidates_in_id_order() {
     let (_, json) = explain(&[
         "--config",
         file.path(),
-        "--workstation",
+        "--intercept-id",
         "b:orders",
         "-H",
         "x-dev=bob",
@@ -346,13 +351,13 @@ fn the_agent_tries_the_targets_candidates_in_id_order() {
 #[test]
 fn without_a_port_the_agent_takes_the_first_target_now_and_none_before_2_25() {
     let file = config(TWO_PORTS);
-    let (_, now) = explain(&["--config", file.path(), "--workstation", "c:orders"]);
+    let (_, now) = explain(&["--config", file.path(), "--intercept-id", "c:orders"]);
     assert_eq!(side(&now, "agent")["reason"]["kind"], "no_match");
     assert_eq!(side(&now, "agent")["reason"]["container_port"], 8080);
     let (_, before) = explain(&[
         "--config",
         file.path(),
-        "--workstation",
+        "--intercept-id",
         "c:orders",
         "--telepresence-version",
         "2.24",
@@ -365,7 +370,7 @@ fn without_a_port_the_agent_takes_the_first_target_now_and_none_before_2_25() {
     let (code, json) = explain(&[
         "--config",
         file.path(),
-        "--workstation",
+        "--intercept-id",
         "c:orders",
         "--port",
         "9090",
@@ -415,7 +420,7 @@ fn several_intercepts_need_the_workstations_id() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--workstation") && stderr.contains("a:orders"),
+        stderr.contains("--intercept-id") && stderr.contains("a:orders"),
         "{stderr}"
     );
 }
@@ -467,7 +472,7 @@ async fn live(pod: &MockServer, laptop: &MockServer, message: &[&str]) -> (i32, 
         pod.url().to_string(),
         "--workstation-api".to_owned(),
         laptop.url().to_string(),
-        "--workstation".to_owned(),
+        "--intercept-id".to_owned(),
         ID.to_owned(),
     ];
     args.extend(message.iter().map(|s| (*s).to_owned()));
@@ -536,7 +541,7 @@ async fn live_an_api_on_the_wrong_side_or_down_leaves_the_question_open() {
             down,
             "--workstation-api",
             down,
-            "--workstation",
+            "--intercept-id",
             ID,
         ])
     })
@@ -545,6 +550,32 @@ async fn live_an_api_on_the_wrong_side_or_down_leaves_the_question_open() {
     assert_eq!(output.status.code(), Some(2));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("127.0.0.1:9"), "names the API: {text}");
+}
+
+#[test]
+fn without_an_intercept_there_is_nothing_to_explain() {
+    let output = tpk(&["explain", "-H", "x-dev=alice", "--intercept-id", ID]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no intercept") && stderr.contains("--http-header"),
+        "{stderr}"
+    );
+
+    let file = config(TWO_PORTS);
+    let output = tpk(&[
+        "explain",
+        "--config",
+        file.path(),
+        "--container-port",
+        "9090",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--port 9090"),
+        "points to the flag meant: {stderr}"
+    );
 }
 
 #[test]
@@ -559,5 +590,5 @@ fn live_and_offline_flags_do_not_mix() {
         "x=y",
     ]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("drop one"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("drop --http-header"));
 }

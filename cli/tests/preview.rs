@@ -681,7 +681,7 @@ async fn bad_usage_is_refused_naming_the_problem() {
         ),
         (
             &["preview", "--brokers", &kafka.bootstrap, "--topic", TOPIC],
-            "no intercept to preview",
+            "no intercept: describe it",
         ),
         (
             &[

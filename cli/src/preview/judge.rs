@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use http::HeaderValue;
 use serde::Serialize;
 use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Intercept, Side};
@@ -16,6 +16,7 @@ use telepresence_mock_server::Workload;
 use telepresence_mock_server::cli::WorkloadArgs;
 
 use super::read::Record;
+use crate::intercepts::{self, Chosen, Mine};
 
 /// Where a query's `path` comes from, as the SDK's `PathSource` says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -158,67 +159,17 @@ pub(super) struct Offline {
     filtered: Vec<String>,
 }
 
-/// Why there is nothing to decide with. `--intercept-id` and
-/// `--container-port` alone do not count: they name an intercept and a port,
-/// and say nothing of what the intercept matches.
-const NO_INTERCEPT: &str = "no intercept to preview: describe it with the flags you would give \
-     `telepresence intercept` (--http-header x-dev=alice, --http-header all for every message, \
-     --http-path-prefix /api, ...), or give --config FILE (the mock server's configuration), or \
-     ask the live APIs with --cluster-api URL --workstation-api URL --intercept-id ID";
-
 impl Offline {
     /// The workload the flags or the configuration describe, and the
     /// workstation's intercept among its intercepts.
     pub(super) fn new(args: &WorkloadArgs, topic: &str, query: Query) -> anyhow::Result<Self> {
-        let filters = &args.intercept;
-        let described = !filters.http_header.is_empty()
-            || !filters.http_path_equal.is_empty()
-            || !filters.http_path_prefix.is_empty()
-            || !filters.http_path_regex.is_empty()
-            || !filters.http_meta.is_empty();
-        let configured = args.config.is_some()
-            || std::env::var(telepresence_mock_server::CONFIG_ENV)
-                .is_ok_and(|yaml| !yaml.trim().is_empty());
-        if !described && !configured {
-            bail!(NO_INTERCEPT);
-        }
-        let chosen = filters.intercept_id.clone();
-        let mut args = args.clone();
-        if !described {
-            // With only a configuration, --intercept-id picks the
-            // workstation's intercept and --container-port is what the SDK
-            // sends; given to resolve(), either would replace the file's
-            // intercepts with an intercept that matches everything.
-            args.intercept.intercept_id = None;
-            args.intercept.container_port = None;
-        }
-        let spec = args.resolve()?;
-        if !described && spec.file.intercepts.is_none() {
-            // resolve() then gives the mock's default intercept, which
-            // matches everything: a preview of nothing the user said.
-            bail!(
-                "the {} has no `intercepts`; {NO_INTERCEPT}",
-                spec.intercepts_origin
-            );
-        }
+        let Chosen {
+            spec,
+            workload,
+            mine,
+        } = intercepts::choose(args, Mine::Known)?;
         let origin = spec.intercepts_origin.to_string();
         let ids: Vec<&str> = spec.intercepts.iter().map(|i| i.id.as_str()).collect();
-        let mine = match (&chosen, ids.as_slice()) {
-            (_, []) => bail!("the {origin} declares no intercept: there is nothing to preview"),
-            (Some(id), _) if ids.contains(&id.as_str()) => id.clone(),
-            (Some(id), _) => bail!(
-                "--intercept-id {id:?} is not among the intercepts of the {origin} ({})",
-                ids.join(", ")
-            ),
-            (None, [only]) => (*only).to_owned(),
-            (None, _) => bail!(
-                "the {origin} declares {} intercepts ({}): say which one is the workstation's \
-                 with --intercept-id",
-                ids.len(),
-                ids.join(", ")
-            ),
-        };
-        let workload = spec.workload()?;
         let caller = |id: &str| {
             HeaderValue::from_str(id)
                 .with_context(|| format!("intercept ID {id:?} cannot be sent as an HTTP header"))

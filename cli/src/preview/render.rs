@@ -300,11 +300,11 @@ fn verdict(outcome: &Outcome, out: &mut dyn Write) -> io::Result<()> {
              takes them: the two sides do not agree on the intercept. A different intercept on \
              each side, a stale one on the agent, a workstation intercept ID the agent does not \
              know, or the agent looking at another container port than the intercept's (the \
-             consumers' containerPort: --container-port) all do this."
+             consumers' containerPort: --port) all do this."
         } else {
             "several intercepts match them (every workstation whose intercept matches takes \
              a message), or the agent looks at another container port than the workstation's \
-             intercept (the consumers' containerPort: --container-port; the workload's ports: \
+             intercept (the consumers' containerPort: --port; the workload's ports: \
              --workload-port)."
         };
         wrap(
