@@ -16,14 +16,14 @@ use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::body::{self, ReadBody};
-use crate::decision::Query;
+use crate::decision::{Decided, Query};
 use crate::fault::Injection;
 use crate::form;
 use crate::journal::{self, Journal, RawEntry};
 use crate::serve::Connection;
 use crate::state::{Question, ServerState, Verdict};
 use crate::wire::{Answer, WireAnswers};
-use telepresence_api::{Reason, endpoint};
+use telepresence_api::endpoint;
 
 /// What a path is, once routed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,8 +72,8 @@ struct Outcome {
     container_port: Vec<u8>,
     /// The ID of the intercept that matched, if one did.
     matched: Option<Arc<str>>,
-    /// Why, when the journal asked for it.
-    reason: Option<Reason>,
+    /// What the journal needs to say why, when it is on.
+    decided: Option<Decided>,
     /// The injected fault, as the journal names it.
     fault: Option<String>,
 }
@@ -92,7 +92,7 @@ impl Outcome {
             path: Vec::new(),
             container_port: Vec::new(),
             matched: None,
-            reason: None,
+            decided: None,
             fault: None,
         }
     }
@@ -178,7 +178,7 @@ async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: 
             let verdict = Verdict {
                 answer,
                 matched: None,
-                reason: None,
+                decided: None,
             };
             (verdict, path)
         }
@@ -188,7 +188,7 @@ async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: 
         path,
         container_port,
         matched: verdict.matched,
-        reason: verdict.reason,
+        decided: verdict.decided,
         fault: None,
     }
 }
@@ -235,7 +235,7 @@ async fn decide_anywhere(
     let unmatched = |answer| Verdict {
         answer,
         matched: None,
-        reason: None,
+        decided: None,
     };
     // Queued here, not on the blocking pool, which is shared with the admin API.
     let Ok(_turn) = state.heavy_decisions.acquire().await else {
@@ -285,7 +285,7 @@ fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome)
         path,
         container_port,
         matched,
-        reason,
+        decided,
         fault,
     } = outcome;
     if !state.journal.is_enabled() {
@@ -301,18 +301,21 @@ fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome)
         Reply::Answer(answer) => Some(answer),
         Reply::Close => None,
     };
+    let (data, complete) = journal::pack(&path, &container_port, &parts.headers);
     state.journal.record(RawEntry {
         unix_ms: started_ms,
         connection: parts.extensions.get::<Connection>().map_or(0, |c| c.id),
         method: parts.method.clone(),
         endpoint,
-        data: journal::pack(&path, &container_port, &parts.headers),
+        data,
         status: answer.map(|a| a.status),
         answer: answer
             .map(|a| journal::cut_answer(&a.body))
             .unwrap_or_default(),
         matched,
-        reason: reason.map(journal::cut_reason),
+        decided,
+        complete,
+        set_charge: 0,
         fault,
     });
     reply

@@ -51,6 +51,15 @@ impl<'a> Decision<'a> {
     }
 }
 
+/// A decision as the journal keeps it, to say why when read: the
+/// intercepts in force then (shared, not copied), the side and the port.
+#[derive(Clone, Debug)]
+pub(crate) struct Decided {
+    pub(crate) set: Arc<InterceptSet>,
+    pub(crate) side: Side,
+    pub(crate) container_port: u16,
+}
+
 /// The intercepts in force, validated for one release's rules, indexed for
 /// both sides.
 #[derive(Clone, Debug)]
@@ -66,6 +75,8 @@ pub(crate) struct InterceptSet {
     /// Whether the ports were declared (`container_ports`) or taken from the intercepts.
     declared_ports: bool,
     rules: Rules,
+    /// What keeping it costs, roughly ([`approx_bytes`]).
+    bytes: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -224,6 +235,7 @@ impl InterceptSet {
             }
         }
         Ok(Self {
+            bytes: approx_bytes(&compiled),
             intercepts: compiled,
             by_id,
             targets,
@@ -239,6 +251,12 @@ impl InterceptSet {
     /// The compiled intercepts, in declaration order.
     pub(crate) fn compiled(&self) -> &[Arc<CompiledIntercept>] {
         &self.intercepts
+    }
+
+    /// What keeping it costs in memory, roughly, erring high: the journal
+    /// counts it in its bytes while its entries refer to it.
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// How many intercepts it has.
@@ -494,6 +512,51 @@ impl Trace for Why {
     fn conclude(&mut self, reason: impl FnOnce(Tried) -> Reason) {
         self.reason = Some(reason(std::mem::take(&mut self.tried)));
     }
+}
+
+/// A compiled regular expression's usual footprint, erring high.
+const REGEX_BYTES: usize = 4096;
+
+/// The memory a set of intercepts holds: indexes, specs and compiled
+/// regular expressions, roughly. Counted whole even where an edit shares
+/// intercepts with the set before it.
+fn approx_bytes(compiled: &[Arc<CompiledIntercept>]) -> usize {
+    let text = |value: &str| {
+        value.len()
+            + if telepresence_api::is_regex(value) {
+                REGEX_BYTES
+            } else {
+                0
+            }
+    };
+    compiled
+        .iter()
+        .map(|intercept| {
+            let spec = intercept.spec();
+            256 + spec.id.len()
+                + spec
+                    .headers
+                    .iter()
+                    .map(|(name, value)| name.len() + text(value))
+                    .sum::<usize>()
+                + spec
+                    .path_equal
+                    .iter()
+                    .chain(&spec.path_prefix)
+                    .map(String::len)
+                    .sum::<usize>()
+                + spec
+                    .path_regex
+                    .iter()
+                    .map(|p| p.len() + REGEX_BYTES)
+                    .sum::<usize>()
+                + spec
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum()
 }
 
 fn check_workload_ports(ports: &[u16]) -> Result<(), InterceptSetError> {

@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use parking_lot::Mutex;
 
 use telepresence_api::admin::JournalEntry;
-use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Expected, Mismatch, Miss, PathFilter, Reason};
+use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Reason};
+
+use crate::decision::{Decided, InterceptSet, Query};
 
 /// How many entries the journal keeps unless told otherwise.
 pub const DEFAULT_JOURNAL_CAPACITY: usize = 10_000;
@@ -51,14 +53,20 @@ pub(crate) struct RawEntry {
     pub(crate) status: Option<StatusCode>,
     pub(crate) answer: Bytes,
     pub(crate) matched: Option<Arc<str>>,
-    /// Its values cut like the request's ([`cut_reason`]).
-    pub(crate) reason: Option<Reason>,
+    /// What it takes to say why, when read; `None` without a decision.
+    pub(crate) decided: Option<Decided>,
+    /// Whether `data` holds the request whole: a reason is given only then.
+    pub(crate) complete: bool,
+    /// The intercepts it refers to, counted in the journal's bytes when
+    /// they differ from the previous entry's (set when recorded).
+    pub(crate) set_charge: usize,
     pub(crate) fault: Option<String>,
 }
 
 /// Packs the variable parts of a request into one allocation, each value
-/// cut to [`JOURNAL_VALUE_LIMIT`], the whole to about [`JOURNAL_ENTRY_LIMIT`].
-pub(crate) fn pack(path: &[u8], container_port: &[u8], headers: &HeaderMap) -> Box<[u8]> {
+/// cut to [`JOURNAL_VALUE_LIMIT`], the whole to about [`JOURNAL_ENTRY_LIMIT`];
+/// says whether nothing was cut.
+pub(crate) fn pack(path: &[u8], container_port: &[u8], headers: &HeaderMap) -> (Box<[u8]>, bool) {
     let kept = |bytes: &[u8]| 4 + bytes.len().min(JOURNAL_VALUE_LIMIT) + MARKER_ROOM;
     let mut size = kept(path) + kept(container_port);
     let mut whole = 0;
@@ -70,6 +78,13 @@ pub(crate) fn pack(path: &[u8], container_port: &[u8], headers: &HeaderMap) -> B
         size += more;
         whole += 1;
     }
+    let fits = |bytes: &[u8]| bytes.len() <= JOURNAL_VALUE_LIMIT;
+    let complete = whole == headers.len()
+        && fits(path)
+        && fits(container_port)
+        && headers
+            .iter()
+            .all(|(name, value)| fits(name.as_str().as_bytes()) && fits(value.as_bytes()));
     let mut data = Vec::with_capacity(size + 2 * (4 + MARKER_ROOM));
     push_cut(&mut data, path);
     push_cut(&mut data, container_port);
@@ -90,7 +105,7 @@ pub(crate) fn pack(path: &[u8], container_port: &[u8], headers: &HeaderMap) -> B
             format!("[{left} more headers, {bytes} bytes, not kept]").as_bytes(),
         );
     }
-    data.into_boxed_slice()
+    (data.into_boxed_slice(), complete)
 }
 
 /// Room for `…[truncated: N bytes]` after a cut value.
@@ -125,89 +140,6 @@ pub(crate) fn cut_answer(body: &Bytes) -> Bytes {
     Bytes::from(kept)
 }
 
-/// A reason as kept: the request's values in it (a header's value, the
-/// path) cut like the request's own; the intercepts' filters are bounded
-/// already, and so is the number of candidates listed.
-pub(crate) fn cut_reason(mut reason: Reason) -> Reason {
-    let misses = match &mut reason {
-        Reason::Matched { passed_over, .. } => passed_over,
-        Reason::NoMatch { candidates, .. } => candidates,
-        Reason::UnknownCaller { caller } => {
-            cut_text(caller);
-            return reason;
-        }
-        _ => return reason,
-    };
-    for miss in misses {
-        match &mut miss.mismatch {
-            Mismatch::Header { got: Some(got), .. } => cut_text(got),
-            Mismatch::Path { path, .. } => cut_text(path),
-            _ => {}
-        }
-    }
-    reason
-}
-
-fn cut_text(text: &mut String) {
-    if text.len() <= JOURNAL_VALUE_LIMIT {
-        return;
-    }
-    let marker = format!("…[truncated: {} bytes]", text.len());
-    let mut end = JOURNAL_VALUE_LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    text.push_str(&marker);
-}
-
-/// What a reason costs to keep, in bytes (an estimate that errs high).
-fn reason_size(reason: &Reason) -> usize {
-    let miss_size = |miss: &Miss| {
-        64 + miss.intercept.len()
-            + match &miss.mismatch {
-                Mismatch::Header {
-                    name,
-                    expected,
-                    got,
-                } => {
-                    name.len()
-                        + match expected {
-                            Expected::Exactly(v) | Expected::MatchOf(v) => v.len(),
-                            _ => 0,
-                        }
-                        + got.as_ref().map_or(0, String::len)
-                }
-                Mismatch::Path { path, filters } => {
-                    path.len()
-                        + filters
-                            .iter()
-                            .map(|f| match f {
-                                PathFilter::Equal(p)
-                                | PathFilter::Prefix(p)
-                                | PathFilter::Regex(p) => 24 + p.len(),
-                                _ => 24,
-                            })
-                            .sum::<usize>()
-                }
-                _ => 0,
-            }
-    };
-    64 + match reason {
-        Reason::Matched {
-            intercept,
-            passed_over,
-        } => intercept.len() + passed_over.iter().map(miss_size).sum::<usize>(),
-        Reason::NoMatch { candidates, .. } => candidates.iter().map(miss_size).sum(),
-        Reason::UnknownCaller { caller } => caller.len(),
-        Reason::CallerOnOtherPort { caller, .. } => caller.len(),
-        Reason::NoTarget { workload_ports, .. } | Reason::NoPortGiven { workload_ports } => {
-            2 * workload_ports.len()
-        }
-        _ => 0,
-    }
-}
-
 /// The fields [`pack`] wrote, in order.
 fn unpack(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
     std::iter::from_fn(move || {
@@ -219,6 +151,35 @@ fn unpack(mut data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 impl RawEntry {
+    /// Why the decision was made: worked out again from the request as kept
+    /// and the intercepts in force then, which is exact when the request was
+    /// kept whole. `None` without a decision, for a request kept in part, or
+    /// should the decision come out otherwise than recorded.
+    fn reason(&self) -> Option<Reason> {
+        let decided = self.decided.as_ref()?;
+        if !self.complete {
+            return None;
+        }
+        let mut fields = unpack(&self.data);
+        let path = fields.next()?;
+        let _container_port = fields.next()?;
+        let mut headers = HeaderMap::new();
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            headers.append(
+                HeaderName::from_bytes(name).ok()?,
+                HeaderValue::from_bytes(value).ok()?,
+            );
+        }
+        let query = Query {
+            headers: &headers,
+            path,
+            container_port: decided.container_port,
+        };
+        let (decision, reason) = decided.set.explain(decided.side, &query);
+        let matched = decision.matched.map(|i| i.id());
+        (matched == self.matched.as_ref()).then_some(reason)
+    }
+
     /// What it costs to keep, in bytes (an estimate that errs high).
     fn size(&self) -> usize {
         ENTRY_OVERHEAD
@@ -229,7 +190,7 @@ impl RawEntry {
                 Cow::Owned(endpoint) => endpoint.len(),
             }
             + self.fault.as_ref().map_or(0, String::len)
-            + self.reason.as_ref().map_or(0, reason_size)
+            + self.set_charge
     }
 
     fn to_entry(&self, seq: u64) -> JournalEntry {
@@ -257,7 +218,7 @@ impl RawEntry {
         entry.status = self.status.map(|s| s.as_u16());
         entry.answer = text(&self.answer);
         entry.intercept = self.matched.as_deref().map(str::to_owned);
-        entry.reason = self.reason.clone();
+        entry.reason = self.reason();
         entry.fault = self.fault.clone();
         entry
     }
@@ -277,6 +238,9 @@ struct Ring {
     next_seq: u64,
     /// What the entries cost, by [`RawEntry::size`].
     bytes: usize,
+    /// The intercepts the newest entry refers to: an entry that refers to
+    /// the same ones is not charged for them again.
+    last_set: Option<Arc<InterceptSet>>,
 }
 
 /// One page of the journal, oldest first.
@@ -297,6 +261,7 @@ impl Journal {
                 entries: VecDeque::with_capacity(capacity.min(1024)),
                 next_seq: 1,
                 bytes: 0,
+                last_set: None,
             }),
         }
     }
@@ -325,14 +290,24 @@ impl Journal {
 
     /// Appends an entry, numbering it; evicts the oldest while the journal
     /// is over its count or its bytes.
-    pub(crate) fn record(&self, entry: RawEntry) {
+    pub(crate) fn record(&self, mut entry: RawEntry) {
         if self.capacity == 0 || self.budget == 0 {
             return;
         }
-        let size = entry.size();
         let mut evicted = Vec::new();
         {
             let mut ring = self.state.lock();
+            if let Some(decided) = &entry.decided {
+                let same = ring
+                    .last_set
+                    .as_ref()
+                    .is_some_and(|last| Arc::ptr_eq(last, &decided.set));
+                if !same {
+                    entry.set_charge = decided.set.approx_bytes();
+                    ring.last_set = Some(Arc::clone(&decided.set));
+                }
+            }
+            let size = entry.size();
             let seq = ring.next_seq;
             ring.next_seq += 1;
             while !ring.entries.is_empty()
@@ -402,6 +377,7 @@ impl Journal {
         let mut ring = self.state.lock();
         ring.entries.clear();
         ring.bytes = 0;
+        ring.last_set = None;
     }
 }
 
@@ -418,13 +394,60 @@ mod tests {
             connection: 1,
             method: Method::GET,
             endpoint: endpoint.to_owned().into(),
-            data: pack(b"/p", b"80", &headers),
+            data: pack(b"/p", b"80", &headers).0,
             status: Some(StatusCode::OK),
             answer: Bytes::from_static(b"true"),
             matched: Some("me".into()),
-            reason: None,
+            decided: None,
+            complete: true,
+            set_charge: 0,
             fault: None,
         }
+    }
+
+    fn decided(set: &Arc<InterceptSet>) -> RawEntry {
+        let mut raw = entry("/consume-here");
+        raw.decided = Some(Decided {
+            set: Arc::clone(set),
+            side: telepresence_api::Side::Client,
+            container_port: 0,
+        });
+        raw
+    }
+
+    #[test]
+    fn the_intercepts_entries_refer_to_are_counted_once_per_change() {
+        let rules = telepresence_api::Rules::default();
+        let make = |n: usize| {
+            let intercepts: Vec<telepresence_api::Intercept> = (0..n)
+                .map(|i| telepresence_api::Intercept::new(format!("i{i}")).header("x", "^re"))
+                .collect();
+            Arc::new(InterceptSet::new(&intercepts, rules, None).unwrap())
+        };
+        let (first, second) = (make(100), make(100));
+        assert!(first.approx_bytes() > 100 * 4096, "regexes are counted");
+        let journal = Journal::new(100, usize::MAX);
+        journal.record(decided(&first));
+        let one = journal.bytes();
+        journal.record(decided(&first));
+        let same = journal.bytes() - one;
+        assert!(
+            same < 1024,
+            "the same intercepts again cost nothing: {same}"
+        );
+        journal.record(decided(&second));
+        assert!(
+            journal.bytes() - one - same >= second.approx_bytes(),
+            "new intercepts are counted"
+        );
+        // Under a budget, intercepts edited between requests push out entries
+        // rather than memory.
+        let small = Journal::new(1000, 3 * first.approx_bytes());
+        for i in 0..20 {
+            small.record(decided(if i % 2 == 0 { &first } else { &second }));
+        }
+        assert!(small.len() <= 3, "{}", small.len());
+        assert!(small.bytes() <= 3 * first.approx_bytes());
     }
 
     #[test]
@@ -495,11 +518,13 @@ mod tests {
             connection: 1,
             method: Method::POST,
             endpoint: Cow::Borrowed("/intercept-info"),
-            data: pack(&vec![b'p'; path_len], b"", &map),
+            data: pack(&vec![b'p'; path_len], b"", &map).0,
             status: Some(StatusCode::OK),
             answer: cut_answer(&Bytes::from(vec![b'a'; path_len])),
             matched: None,
-            reason: None,
+            decided: None,
+            complete: true,
+            set_charge: 0,
             fault: None,
         }
     }

@@ -10,12 +10,12 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use crate::body::BodyBudget;
-use crate::decision::{InterceptSet, InterceptSetError, Query};
+use crate::decision::{Decided, InterceptSet, InterceptSetError, Query};
 use crate::fault::Faults;
 use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::wire::{Answer, WireAnswers};
-use telepresence_api::{Intercept, Reason, Rules, Side, TelepresenceVersion, Wire};
+use telepresence_api::{Intercept, Rules, Side, TelepresenceVersion, Wire};
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
@@ -179,13 +179,7 @@ impl ServerState {
     /// wire format of the release mocked.
     pub(crate) fn decide(&self, question: Question, query: &Query<'_>) -> Verdict {
         let intercepts = self.intercepts.load();
-        // The journal keeps why; without it, nothing is described.
-        let (decision, reason) = if self.journal.is_enabled() {
-            let (decision, reason) = intercepts.explain(self.side, query);
-            (decision, Some(reason))
-        } else {
-            (intercepts.decide(self.side, query), None)
-        };
+        let decision = intercepts.decide(self.side, query);
         let answer = match question {
             Question::ConsumeHere => self.rules.wire.boolean(decision.consume_here(self.side)),
             Question::InterceptInfo => self.rules.wire.intercept_info(
@@ -194,10 +188,17 @@ impl ServerState {
                 decision.metadata(),
             ),
         };
+        // The journal works out why when it is read; here it only keeps the
+        // intercepts in force, shared, not copied.
+        let decided = self.journal.is_enabled().then(|| Decided {
+            set: Arc::clone(&intercepts),
+            side: self.side,
+            container_port: query.container_port,
+        });
         Verdict {
             answer,
             matched: decision.matched.map(|i| i.id().clone()),
-            reason,
+            decided,
         }
     }
 }
@@ -217,8 +218,8 @@ pub(crate) struct Verdict {
     pub(crate) answer: Answer,
     /// The ID of the intercept that matched, if one did.
     pub(crate) matched: Option<Arc<str>>,
-    /// Why, when the journal keeps it.
-    pub(crate) reason: Option<Reason>,
+    /// What the journal needs to say why, when it is on.
+    pub(crate) decided: Option<Decided>,
 }
 
 /// One warning line per filter value taken literally.

@@ -340,9 +340,15 @@ async fn the_journal_says_which_filter_failed_and_what_it_saw() {
         .start()
         .await
         .unwrap();
-    let long = "v".repeat(10_000);
     ask(&server.url(), "/consume-here?path=/web")
-        .header("x-dev", &long)
+        .header("x-dev", "bob")
+        .send()
+        .await;
+    // The intercepts change; the entry keeps the reason of its own time.
+    server.admin().clear_intercepts().await.unwrap();
+    // A request the journal keeps only in part has no reason.
+    ask(&server.url(), "/consume-here")
+        .header("x-dev", &"v".repeat(10_000))
         .send()
         .await;
     let journal = server.admin().journal().await.unwrap();
@@ -357,20 +363,18 @@ async fn the_journal_says_which_filter_failed_and_what_it_saw() {
     };
     assert_eq!((*container_port, *unlisted), (Some(8080), 0));
     let text: Vec<String> = candidates.iter().map(ToString::to_string).collect();
-    assert_eq!(text.len(), 2);
-    assert!(
-        text[0].starts_with(r#"a: header x-dev: expected "alice", got "vvvv"#),
-        "{}",
-        text[0]
-    );
-    assert!(
-        text[0].ends_with("…[truncated: 10000 bytes]\""),
-        "a long value is cut in the reason as in the request: {}",
-        &text[0][text[0].len() - 40..]
-    );
     assert_eq!(
-        text[1],
-        r#"b: path "/web" matches none of: starting with "/api""#
+        text,
+        [
+            r#"a: header x-dev: expected "alice", got "bob""#,
+            r#"b: path "/web" matches none of: starting with "/api""#
+        ]
+    );
+    assert_eq!(journal[1].status, Some(200));
+    assert_eq!(
+        journal[1].reason, None,
+        "the value was cut: {:?}",
+        journal[1].reason
     );
 }
 
