@@ -46,6 +46,8 @@ mod name {
 
 #[derive(Debug, clap::Args)]
 #[command(
+    // Here no intercept flag takes the name, as in explain and preview.
+    mut_arg("port", |arg| arg.visible_alias("container-port")),
     after_help = "Checks: environment, side, api, api-side, intercept (Telepresence); \
 broker, topic, group, members, lag (Kafka, with --brokers). \
 Exit code 0 when none fails, 1 when one does, 2 on bad usage."

@@ -437,6 +437,36 @@ fn the_pod_with_its_own_api_passes_and_says_what_it_leaves() {
 }
 
 #[test]
+fn the_pod_asks_with_the_container_port_given() {
+    // The intercept is on the workload's second port: without the port the
+    // agent looks at the first one and finds no intercept there.
+    let server = MockServer::builder()
+        .side(Side::Agent)
+        .workload_ports([8080, 9090])
+        .intercept(Intercept::new(ID).container_port(9090).header("x-dev", "alice"))
+        .start_blocking()
+        .expect("the mock API starts");
+    let env = pod_env(&server);
+    let unported = tpk(&env, &["doctor", "-H", "x-dev=alice"]);
+    assert_eq!(
+        unported.line("intercept"),
+        ('·', "x-dev=alice: not intercepted: the pod processes it")
+    );
+    for flag in ["--container-port", "--port"] {
+        let run = tpk(&env, &["doctor", "-H", "x-dev=alice", flag, "9090"]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        assert_eq!(
+            run.line("intercept"),
+            (
+                '·',
+                "x-dev=alice, container port 9090: intercepted: the pod leaves it to the workstation"
+            ),
+            "{flag}"
+        );
+    }
+}
+
+#[test]
 fn a_workstation_in_the_pods_group_fails_and_is_told_its_own() {
     let server = api(Side::Client);
     let env = workstation_env(&server);
