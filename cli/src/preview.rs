@@ -4,7 +4,7 @@
 //! Reads the last `--last` messages of each partition without joining a
 //! consumer group ([`read`]), asks who would process each one, offline with
 //! the mock server's decision code or live from both sides' APIs
-//! ([`judge`]), counts per side, per header value, and keeps samples
+//! ([`judge`](mod@judge)), counts per side, per header value, and keeps samples
 //! ([`tally`]); prints it ([`render`]), once or, with `--watch`, as new
 //! messages come ([`watch`]).
 
