@@ -443,7 +443,11 @@ fn the_pod_asks_with_the_container_port_given() {
     let server = MockServer::builder()
         .side(Side::Agent)
         .workload_ports([8080, 9090])
-        .intercept(Intercept::new(ID).container_port(9090).header("x-dev", "alice"))
+        .intercept(
+            Intercept::new(ID)
+                .container_port(9090)
+                .header("x-dev", "alice"),
+        )
         .start_blocking()
         .expect("the mock API starts");
     let env = pod_env(&server);
