@@ -463,7 +463,7 @@ fn the_pod_asks_with_the_container_port_given() {
             run.line("intercept"),
             (
                 '·',
-                "x-dev=alice, container port 9090: intercepted: the pod leaves it to the workstation"
+                "x-dev=alice, container port 9090: intercepted, no metadata: the pod leaves it to the workstation"
             ),
             "{flag}"
         );
