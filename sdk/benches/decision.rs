@@ -94,6 +94,21 @@ fn header_mapping(c: &mut Criterion) {
     });
 }
 
+/// The enabled path without I/O: a decision's query planned (headers read
+/// and mapped, URL built), then dropped unsent.
+fn planning(c: &mut Criterion) {
+    let tp = Client::builder()
+        .api_url("http://127.0.0.1:9")
+        .intercept_id(ID)
+        .path_from_header("x-path")
+        .build()
+        .unwrap();
+    let message = HeaderList::new(HEADERS).topic("orders");
+    c.bench_function("decision/plan", |b| {
+        b.iter(|| drop(tp.should_consume(black_box(&message))))
+    });
+}
+
 fn sequential(c: &mut Criterion) {
     let server = server();
     let rt = runtime();
@@ -259,6 +274,7 @@ criterion_group!(
     benches,
     disabled,
     header_mapping,
+    planning,
     sequential,
     pipelined,
     cache,
