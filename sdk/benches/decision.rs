@@ -18,7 +18,7 @@ use rdkafka::consumer::CommitMode;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
 use telepresence_kafka::stream::ManagedConsumer;
-use telepresence_kafka::{Client, HeaderForwarding, HeaderList};
+use telepresence_kafka::{Baggage, Client, HeaderForwarding, HeaderList};
 use telepresence_mock_server::{Intercept, MockServer};
 
 const ID: &str = "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:orders";
@@ -91,6 +91,41 @@ fn header_mapping(c: &mut Criterion) {
     let rules = HeaderForwarding::default();
     c.bench_function("headers/map_10", |b| {
         b.iter(|| rules.forward(black_box(HEADERS).iter().copied()))
+    });
+}
+
+/// The enabled path without I/O: a decision's query planned (headers read
+/// and mapped, URL built), then dropped unsent.
+fn planning(c: &mut Criterion) {
+    let tp = Client::builder()
+        .api_url("http://127.0.0.1:9")
+        .intercept_id(ID)
+        .path_from_header("x-path")
+        .build()
+        .unwrap();
+    let message = HeaderList::new(HEADERS).topic("orders");
+    c.bench_function("decision/plan", |b| {
+        b.iter(|| drop(tp.should_consume(black_box(&message))))
+    });
+    // The same, with a baggage header and a key, both derived into headers.
+    let derives = Client::builder()
+        .api_url("http://127.0.0.1:9")
+        .intercept_id(ID)
+        .path_from_header("x-path")
+        .baggage(Baggage::members(["x-dev"]))
+        .key_as_header("x-kafka-key")
+        .build()
+        .unwrap();
+    let mut headers = HEADERS.to_vec();
+    headers.push((
+        "baggage",
+        Some(b"x-dev=alice;ttl=60,tenant=acme,note=a%20b"),
+    ));
+    let message = HeaderList::new(&headers)
+        .topic("orders")
+        .key(b"tenant-42:order-7");
+    c.bench_function("decision/plan_derived", |b| {
+        b.iter(|| drop(derives.should_consume(black_box(&message))))
     });
 }
 
@@ -259,6 +294,7 @@ criterion_group!(
     benches,
     disabled,
     header_mapping,
+    planning,
     sequential,
     pipelined,
     cache,

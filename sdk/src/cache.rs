@@ -3,11 +3,19 @@
 //! When the only headers sent are a declared set of routing headers, the
 //! answer depends only on the path and those headers' first values, so it can
 //! be reused until the intercepts may have changed (the TTL).
+//!
+//! The key holds the values the server reads: the first *sent* of each
+//! name, after the forwarding rules, among the message's own headers and the
+//! derived ones (record key, baggage members). A value read anywhere else
+//! (a message header that is not sent, say, behind which a baggage member
+//! is) would let one message reuse the answer given for another.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+use crate::headers::FirstSent;
 
 /// How many decisions the cache holds unless told otherwise.
 pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
@@ -16,13 +24,14 @@ pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 pub(crate) struct DecisionCache {
     ttl: Duration,
     capacity: usize,
-    /// Lower-case names, in declaration order.
-    routing: Vec<String>,
+    /// The routing headers, lower case, in declaration order, and how to
+    /// find the values sent of them.
+    routing: FirstSent,
     entries: Mutex<HashMap<Vec<u8>, (Instant, bool)>>,
 }
 
 impl DecisionCache {
-    pub(crate) fn new(ttl: Duration, capacity: usize, routing: Vec<String>) -> Self {
+    pub(crate) fn new(ttl: Duration, capacity: usize, routing: FirstSent) -> Self {
         Self {
             ttl,
             capacity: capacity.max(1),
@@ -31,26 +40,32 @@ impl DecisionCache {
         }
     }
 
-    pub(crate) fn routing_headers(&self) -> &[String] {
-        &self.routing
-    }
-
-    /// The key: the path and each routing header's first value, length-prefixed.
-    /// A missing header and an empty or null value are the same to the server.
-    pub(crate) fn key(&self, path: Option<&str>, headers: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    /// The key: the path and the first value sent of each routing header,
+    /// length-prefixed. A missing header and an empty or null value are the
+    /// same to the server.
+    pub(crate) fn key<'h>(
+        &self,
+        path: Option<&str>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Vec<u8> {
         let mut key = Vec::with_capacity(64);
         let mut push = |bytes: &[u8]| {
             key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             key.extend_from_slice(bytes);
         };
         push(path.unwrap_or_default().as_bytes());
-        for name in &self.routing {
-            let value = headers
-                .iter()
-                .find(|(key, _)| key.eq_ignore_ascii_case(name))
-                .and_then(|(_, value)| *value)
-                .unwrap_or_default();
-            push(value);
+        // On the stack for up to four routing headers.
+        let (mut inline, mut spilled) = ([None; 4], Vec::new());
+        let first = match self.routing.len() {
+            n if n <= inline.len() => &mut inline[..n],
+            n => {
+                spilled.resize(n, None);
+                &mut spilled[..]
+            }
+        };
+        self.routing.find(headers, first);
+        for value in first {
+            push(value.unwrap_or_default());
         }
         key
     }
@@ -82,50 +97,112 @@ impl DecisionCache {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
+    use crate::headers::{HeaderForwarding, Offered};
+
+    const ROUTING: [&str; 2] = ["x-dev", "x-team"];
+
+    /// A cache keyed as a client with these forwarding rules keys it: the
+    /// rules then allow the routing headers only.
+    fn cache_for(ttl: Duration, capacity: usize, rules: HeaderForwarding) -> DecisionCache {
+        let routing = rules
+            .allow(ROUTING)
+            .first_sent(ROUTING.map(str::to_owned).to_vec())
+            .unwrap();
+        DecisionCache::new(ttl, capacity, routing)
+    }
 
     fn cache(ttl: Duration, capacity: usize) -> DecisionCache {
-        DecisionCache::new(ttl, capacity, vec!["x-dev".into(), "x-team".into()])
+        cache_for(ttl, capacity, HeaderForwarding::default())
+    }
+
+    impl DecisionCache {
+        /// The key of a message with these headers only.
+        fn key_of(&self, path: Option<&str>, headers: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+            self.key(
+                path,
+                headers.iter().map(|&(k, v)| (k, v.unwrap_or_default())),
+            )
+        }
     }
 
     #[test]
     fn keys_depend_on_the_path_and_the_first_routing_values_only() {
         let c = cache(Duration::from_secs(60), 10);
-        let base = c.key(
+        let base = c.key_of(
             Some("/a"),
             &[("x-dev", Some(b"alice")), ("other", Some(b"1"))],
         );
         assert_eq!(
             base,
-            c.key(
+            c.key_of(
                 Some("/a"),
                 &[("X-Dev", Some(b"alice")), ("x-dev", Some(b"bob"))]
             )
         );
-        assert_ne!(base, c.key(Some("/b"), &[("x-dev", Some(b"alice"))]));
+        assert_ne!(base, c.key_of(Some("/b"), &[("x-dev", Some(b"alice"))]));
         assert_ne!(
             base,
-            c.key(
+            c.key_of(
                 Some("/a"),
                 &[("x-dev", Some(b"bob")), ("x-dev", Some(b"alice"))]
             )
         );
         assert_ne!(
             base,
-            c.key(
+            c.key_of(
                 Some("/a"),
                 &[("x-dev", Some(b"alice")), ("x-team", Some(b"t"))]
             )
         );
         assert_eq!(
-            c.key(None, &[]),
-            c.key(Some(""), &[("x-dev", None), ("x-team", Some(b""))])
+            c.key_of(None, &[]),
+            c.key_of(Some(""), &[("x-dev", None), ("x-team", Some(b""))])
         );
         // Length prefixes keep values from running into one another.
         assert_ne!(
-            c.key(None, &[("x-dev", Some(b"ab")), ("x-team", Some(b"c"))]),
-            c.key(None, &[("x-dev", Some(b"a")), ("x-team", Some(b"bc"))])
+            c.key_of(None, &[("x-dev", Some(b"ab")), ("x-team", Some(b"c"))]),
+            c.key_of(None, &[("x-dev", Some(b"a")), ("x-team", Some(b"bc"))])
         );
+    }
+
+    #[test]
+    fn keys_hold_what_is_sent_derived_headers_included() {
+        let key_by = |c: &DecisionCache, own: &[(&str, Option<&[u8]>)], dev: &[u8]| {
+            let derived = [("x-dev", Cow::Borrowed(dev))];
+            let offered = Offered {
+                own,
+                derived: &derived,
+            };
+            c.key(None, offered.iter())
+        };
+        let c = cache(Duration::from_secs(60), 10);
+        let key = |own: &[(&str, Option<&[u8]>)], dev: &[u8]| key_by(&c, own, dev);
+        let alice = key(&[], b"alice");
+        assert_eq!(alice, c.key_of(None, &[("x-dev", Some(b"alice"))]));
+        assert_ne!(alice, key(&[], b"bob"));
+        // A message header comes first, as on the wire.
+        let bob: &[(&str, Option<&[u8]>)] = &[("x-dev", Some(b"bob"))];
+        assert_eq!(key(bob, b"alice"), key(&[], b"bob"));
+        // A message header that cannot be sent does not hide what is sent.
+        let unsendable: &[(&str, Option<&[u8]>)] = &[("x-dev", Some(b"a\nb"))];
+        assert_eq!(key(unsendable, b"alice"), alice);
+        assert_ne!(key(unsendable, b"alice"), key(unsendable, b"bob"));
+        // The same among a message's own headers, derived ones or not.
+        assert_ne!(
+            c.key_of(None, &[("x-dev", Some(b"a\nb")), ("x-dev", Some(b"alice"))]),
+            c.key_of(None, &[("x-dev", Some(b"a\nb")), ("x-dev", Some(b"bob"))])
+        );
+        // Nor does one past the byte limit.
+        let tight = cache_for(
+            Duration::from_secs(60),
+            10,
+            HeaderForwarding::default().max_bytes(12),
+        );
+        let big: &[(&str, Option<&[u8]>)] = &[("x-dev", Some(b"a-long-value"))];
+        assert_ne!(key_by(&tight, big, b"alice"), key_by(&tight, big, b"bob"));
     }
 
     #[test]

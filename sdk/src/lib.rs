@@ -37,6 +37,10 @@
 //! - [`Client::filter_stream`] filters a `StreamConsumer`'s stream with several
 //!   decisions in flight, in order, storing offsets so that no message is lost
 //!   or processed twice.
+//! - The intercept matches headers. A routing key carried elsewhere becomes
+//!   one, on request and the same way on both sides: members of tracing
+//!   baggage ([`ClientBuilder::baggage`]) and the record key
+//!   ([`ClientBuilder::key_as_header`]).
 //!
 //! # Features
 //!
@@ -47,6 +51,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod baggage;
 mod cache;
 mod client;
 mod env;
@@ -98,6 +103,7 @@ mod guides {
     struct Testing;
 }
 
+pub use baggage::Baggage;
 pub use client::{Client, ClientBuilder, PathFn, PathSource, ShouldConsume};
 pub use env::{API_HOST_ENV, API_PORT_ENV, CONTAINER_PORT_ENV, INTERCEPT_ID_ENV};
 pub use error::{Error, ErrorKind};

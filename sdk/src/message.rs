@@ -1,7 +1,7 @@
-//! What the API is asked about: a message's topic, headers and path.
+//! What the API is asked about: a message's topic, headers, key and path.
 
 /// A Kafka message as far as a decision goes: its headers, its topic, and
-/// optionally the path to send.
+/// optionally its record key and the path to send.
 ///
 /// Every [`rdkafka::message::Message`] implements it (with the `rdkafka`
 /// feature); [`HeaderList`] covers other Kafka clients and tests; implement it
@@ -43,6 +43,14 @@ pub trait KafkaMessage {
     fn path(&self) -> Option<&str> {
         None
     }
+
+    /// The record key, sent as a header when the client is told to
+    /// ([`ClientBuilder::key_as_header`](crate::ClientBuilder::key_as_header));
+    /// `None` when the message has none. Read only then: a client that does
+    /// not send keys never calls it.
+    fn key(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A message given as header pairs, for Kafka clients other than rdkafka and
@@ -52,22 +60,25 @@ pub trait KafkaMessage {
 /// use telepresence_kafka::HeaderList;
 ///
 /// let headers: &[(&str, Option<&[u8]>)] = &[("x-dev", Some(b"alice")), ("trace", None)];
-/// let message = HeaderList::new(headers).topic("orders").path("/orders/new");
+/// let message = HeaderList::new(headers)
+///     .topic("orders")
+///     .path("/orders/new")
+///     .key(b"tenant-42:order-7");
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HeaderList<'a> {
     headers: &'a [(&'a str, Option<&'a [u8]>)],
     topic: Option<&'a str>,
     path: Option<&'a str>,
+    key: Option<&'a [u8]>,
 }
 
 impl<'a> HeaderList<'a> {
-    /// A message with these headers, no topic and no path of its own.
+    /// A message with these headers, no topic, no key and no path of its own.
     pub fn new(headers: &'a [(&'a str, Option<&'a [u8]>)]) -> Self {
         Self {
             headers,
-            topic: None,
-            path: None,
+            ..Self::default()
         }
     }
 
@@ -80,6 +91,12 @@ impl<'a> HeaderList<'a> {
     /// Sets the path, overriding the client's path source.
     pub fn path(mut self, path: &'a str) -> Self {
         self.path = Some(path);
+        self
+    }
+
+    /// Sets the record key.
+    pub fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
         self
     }
 }
@@ -96,6 +113,10 @@ impl KafkaMessage for HeaderList<'_> {
     fn path(&self) -> Option<&str> {
         self.path
     }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.key
+    }
 }
 
 #[cfg(feature = "rdkafka")]
@@ -110,6 +131,10 @@ impl<M: rdkafka::message::Message> KafkaMessage for M {
 
     fn topic(&self) -> Option<&str> {
         Some(rdkafka::message::Message::topic(self))
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        rdkafka::message::Message::key(self)
     }
 }
 

@@ -27,8 +27,20 @@ pub struct Stats {
     pub requests: u64,
     /// Retries after connection errors.
     pub retries: u64,
-    /// Kafka headers left out of requests.
+    /// Headers left out of requests by the forwarding rules (names HTTP
+    /// cannot carry or reserves, the allow and deny lists, the limits),
+    /// derived headers included.
     pub dropped_headers: u64,
+    /// Members of tracing baggage skipped because they could not be read
+    /// (with [`ClientBuilder::baggage`](crate::ClientBuilder::baggage)): not
+    /// `key=value`, a key that is not a token, a character baggage does not
+    /// allow, or a `%` not followed by two hex digits. Counted per message
+    /// decided; a skipped member routes nothing, as if absent.
+    pub malformed_baggage: u64,
+    /// Record keys not sent because they are not UTF-8 (with
+    /// [`ClientBuilder::key_as_header`](crate::ClientBuilder::key_as_header)):
+    /// the message is decided as one without a key.
+    pub non_utf8_keys: u64,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +55,8 @@ pub(crate) struct Counters {
     pub(crate) requests: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) dropped_headers: AtomicU64,
+    pub(crate) malformed_baggage: AtomicU64,
+    pub(crate) non_utf8_keys: AtomicU64,
 }
 
 impl Counters {
@@ -74,6 +88,8 @@ impl Counters {
             requests: get(&self.requests),
             retries: get(&self.retries),
             dropped_headers: get(&self.dropped_headers),
+            malformed_baggage: get(&self.malformed_baggage),
+            non_utf8_keys: get(&self.non_utf8_keys),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::enabled::Enabled;
 use super::path::PathSource;
 use super::transport::Transport;
 use super::{Client, State};
+use crate::baggage::Baggage;
 use crate::cache::{DEFAULT_CACHE_CAPACITY, DecisionCache};
 use crate::env::{self, EnvSettings};
 use crate::error::Error;
@@ -298,9 +299,68 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends these members of each message's tracing baggage as headers
+    /// named after them (default: none), so that an intercept's
+    /// `--http-header x-dev=alice` matches a message carrying
+    /// `baggage: x-dev=alice`. Members come from W3C `baggage`, Jaeger
+    /// `uberctx-<key>` and OpenTracing `ot-baggage-<key>` headers; see
+    /// [`Baggage`] for how they are read.
+    ///
+    /// They are sent after the message's own headers, so a real header of the
+    /// same name wins (Telepresence reads the first occurrence), and the
+    /// forwarding rules (lists, limits) apply to them as to real headers.
+    /// Members that cannot be read are skipped and counted in
+    /// [`Stats::malformed_baggage`](crate::Stats::malformed_baggage).
+    ///
+    /// **Set the same on both sides.** The pod and the workstation must ask
+    /// with the same headers, or a message goes to both (only the
+    /// workstation derives) or to neither (only the pod does): build both
+    /// clients with the same code.
+    ///
+    /// ```
+    /// use telepresence_kafka::{Baggage, Client};
+    ///
+    /// let tp = Client::builder()
+    ///     .api_url("http://localhost:9980")
+    ///     .baggage(Baggage::members(["x-dev"]))
+    ///     .build()?;
+    /// # Ok::<(), telepresence_kafka::Error>(())
+    /// ```
+    pub fn baggage(mut self, baggage: Baggage) -> Self {
+        self.forwarding = self.forwarding.baggage(baggage);
+        self
+    }
+
+    /// Sends each message's record key as a header of this name (default:
+    /// not sent), so that an intercept can filter on a key or a key prefix:
+    /// `--http-header 'x-kafka-key=^tenant-42'`.
+    ///
+    /// Only a UTF-8 key is sent; another is skipped and counted in
+    /// [`Stats::non_utf8_keys`](crate::Stats::non_utf8_keys), and its message
+    /// decided as one without a key. The header comes after the message's
+    /// own (a real header of that name wins) and before baggage members; the
+    /// forwarding rules apply to it. As with [`baggage`](Self::baggage), set
+    /// the same on both sides.
+    ///
+    /// ```
+    /// use telepresence_kafka::Client;
+    ///
+    /// let tp = Client::builder()
+    ///     .api_url("http://localhost:9980")
+    ///     .key_as_header("x-kafka-key")
+    ///     .build()?;
+    /// # Ok::<(), telepresence_kafka::Error>(())
+    /// ```
+    pub fn key_as_header(mut self, name: impl AsRef<str>) -> Self {
+        self.forwarding = self.forwarding.key_as_header(name);
+        self
+    }
+
     /// Caches `/consume-here` answers for `ttl`, keyed by the path and the
     /// first values of `routing_headers`; only those headers are then
-    /// forwarded. Off by default. Pick a TTL shorter than the time you would
+    /// forwarded. Off by default. Derived headers (baggage members, the
+    /// record key) are routing headers like the others: list them to have
+    /// them sent and keyed on. Pick a TTL shorter than the time you would
     /// accept old answers after an intercept starts or ends.
     pub fn decision_cache<I, S>(mut self, ttl: Duration, routing_headers: I) -> Self
     where
@@ -339,29 +399,36 @@ impl ClientBuilder {
         let Some(base) = base else {
             return Ok(Client::disabled_as(self.intercept_id));
         };
-        let cache = match self.cache {
-            None => None,
-            Some((ttl, routing)) => {
-                let forwarding = HeaderForwarding::default().allow(&routing);
-                forwarding
-                    .validate()
-                    .map_err(|e| Error::config(format!("decision cache routing headers: {e}")))?;
-                Some(DecisionCache::new(ttl, self.cache_capacity, routing))
-            }
-        };
         // With a cache, only the routing headers may reach the server, or the
         // answer could depend on something the key leaves out.
-        let forwarding = match &cache {
-            None => self.forwarding,
-            Some(cache) => {
-                let allowed = cache.routing_headers().iter().filter(|name| {
+        let (forwarding, cache) = match self.cache {
+            None => (self.forwarding, None),
+            Some((ttl, routing)) => {
+                HeaderForwarding::default()
+                    .allow(&routing)
+                    .validate()
+                    .map_err(|e| Error::config(format!("decision cache routing headers: {e}")))?;
+                let allowed = routing.iter().filter(|name| {
                     self.forwarding
                         .allowed()
                         .is_none_or(|list| list.contains(name))
                 });
-                self.forwarding.clone().allow(allowed)
+                let forwarding = self.forwarding.clone().allow(allowed);
+                let keyed_on = forwarding
+                    .first_sent(routing)
+                    .expect("the allow-list is within the routing headers");
+                let cache = DecisionCache::new(ttl, self.cache_capacity, keyed_on);
+                (forwarding, Some(cache))
             }
         };
+        forwarding.check_named_derived().map_err(|reason| {
+            let why = if cache.is_some() {
+                " (with a decision cache, only its routing headers are sent)"
+            } else {
+                ""
+            };
+            Error::config(format!("{reason}{why}"))
+        })?;
         let transport = Transport::new(
             self.connect_timeout,
             self.timeout,
@@ -384,6 +451,7 @@ impl ClientBuilder {
             counters: Counters::default(),
             container_port: self.container_port,
             path: self.path,
+            derives: forwarding.derives(),
             forwarding,
             cache,
             policy: self.policy,

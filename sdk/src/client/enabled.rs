@@ -19,7 +19,7 @@ use super::transport::Transport;
 use crate::CALLER_INTERCEPT_ID_HEADER;
 use crate::cache::DecisionCache;
 use crate::error::Error;
-use crate::headers::{Forwarded, HeaderForwarding};
+use crate::headers::{Derived, HeaderForwarding, Offered};
 use crate::message::{KafkaMessage, MessageView};
 use crate::policy::{FailurePolicy, OnFailure, OutageMonitor, Outcome};
 use crate::stats::Counters;
@@ -48,6 +48,9 @@ pub(super) struct Enabled {
     pub(super) container_port: Option<u16>,
     pub(super) path: PathSource,
     pub(super) forwarding: HeaderForwarding,
+    /// Whether `forwarding` derives headers from messages: when it does
+    /// not, a message pays one branch for the options.
+    pub(super) derives: bool,
     pub(super) cache: Option<DecisionCache>,
     pub(super) policy: FailurePolicy,
     pub(super) hold_backoff_max: Duration,
@@ -87,11 +90,11 @@ impl Enabled {
 
     /// The `/consume-here` query for `msg`, or its answer from the cache.
     pub(super) fn plan_decision<M: KafkaMessage + ?Sized>(&self, msg: &M) -> Plan {
-        self.read(msg, |pairs, path| {
+        self.read(msg, |headers, path| {
             let cache_key = match &self.cache {
                 None => None,
                 Some(cache) => {
-                    let key = cache.key(path.as_deref(), pairs);
+                    let key = cache.key(path.as_deref(), headers.iter());
                     if let Some(answer) = cache.get(&key) {
                         Counters::add(&self.counters.cache_hits, 1);
                         return Plan::Known(answer);
@@ -102,7 +105,7 @@ impl Enabled {
             Plan::Ask(Box::new(self.query(
                 &self.consume_here,
                 path,
-                pairs,
+                headers,
                 cache_key,
             )))
         })
@@ -110,21 +113,27 @@ impl Enabled {
 
     /// The `/intercept-info` query for `msg` (never cached).
     pub(super) fn info_query<M: KafkaMessage + ?Sized>(&self, msg: &M) -> Query {
-        self.read(msg, |pairs, path| {
-            self.query(&self.intercept_info, path, pairs, None)
+        self.read(msg, |headers, path| {
+            self.query(&self.intercept_info, path, headers, None)
         })
     }
 
-    /// Gathers a message's headers (on the stack) and its path, for `then`.
+    /// Gathers a message's headers, those derived from it (on the stack, when
+    /// few) and its path, for `then`. Counts what could not be derived.
     fn read<M, R>(
         &self,
         msg: &M,
-        then: impl for<'p> FnOnce(&'p [(&'p str, Option<&'p [u8]>)], Option<Cow<'p, str>>) -> R,
+        then: impl for<'p> FnOnce(Offered<'p>, Option<Cow<'p, str>>) -> R,
     ) -> R
     where
         M: KafkaMessage + ?Sized,
     {
         let pairs: HeaderPairs<'_> = msg.headers().collect();
+        let mut derived = Derived::default();
+        if self.derives {
+            self.forwarding.derive(&pairs, || msg.key(), &mut derived);
+            self.count_skipped(&derived);
+        }
         let view = MessageView {
             topic: msg.topic(),
             headers: &pairs,
@@ -133,14 +142,31 @@ impl Enabled {
             Some(path) => Some(Cow::Borrowed(path)),
             None => self.path.resolve(&view),
         };
-        then(&pairs, path)
+        let headers = Offered {
+            own: &pairs,
+            derived: &derived.pairs,
+        };
+        then(headers, path)
+    }
+
+    /// Counts the baggage members and keys that could not be derived.
+    fn count_skipped(&self, derived: &Derived<'_>) {
+        let skipped = [
+            (&self.counters.malformed_baggage, derived.malformed_baggage),
+            (&self.counters.non_utf8_keys, derived.non_utf8_keys),
+        ];
+        for (counter, n) in skipped {
+            if n > 0 {
+                Counters::add(counter, n as u64);
+            }
+        }
     }
 
     fn query(
         &self,
         endpoint: &Url,
         path: Option<Cow<'_, str>>,
-        pairs: &[(&str, Option<&[u8]>)],
+        offered: Offered<'_>,
         cache_key: Option<Vec<u8>>,
     ) -> Query {
         let mut url = endpoint.clone();
@@ -155,20 +181,14 @@ impl Enabled {
             }
             url.set_query(Some(&query.finish()));
         }
-        let mut forwarded = Forwarded {
-            headers: HeaderMap::with_capacity(pairs.len() + 1),
-            dropped: 0,
-        };
-        forwarded
-            .headers
-            .insert(CALLER_INTERCEPT_ID_HEADER, self.caller.clone());
-        self.forwarding
-            .forward_into(pairs.iter().copied(), &mut forwarded);
+        let mut headers = HeaderMap::with_capacity(offered.len() + 1);
+        headers.insert(CALLER_INTERCEPT_ID_HEADER, self.caller.clone());
+        let dropped = self.forwarding.forward_into(offered.iter(), &mut headers);
         Query {
             url,
-            headers: forwarded.headers,
+            headers,
             cache_key,
-            dropped: forwarded.dropped,
+            dropped,
         }
     }
 

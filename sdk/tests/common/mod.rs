@@ -30,6 +30,7 @@ pub fn start_broker(topic: &'static str, partitions: i32) -> Broker {
 
 /// Produces messages `ids` to `partition(id)` with payload `id` and the
 /// headers `headers(id)`, up to `in_flight` at once; returns where each landed.
+#[allow(dead_code)] // a test binary may produce keyed messages only
 pub async fn produce(
     broker: &Broker,
     topic: &str,
@@ -37,6 +38,19 @@ pub async fn produce(
     in_flight: usize,
     partition: impl Fn(usize) -> i32,
     headers: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> std::collections::BTreeMap<usize, (i32, i64)> {
+    produce_keyed(broker, topic, ids, in_flight, partition, headers, |_| None).await
+}
+
+/// [`produce`], with the record key `key(id)`.
+pub async fn produce_keyed(
+    broker: &Broker,
+    topic: &str,
+    ids: std::ops::Range<usize>,
+    in_flight: usize,
+    partition: impl Fn(usize) -> i32,
+    headers: impl Fn(usize) -> Vec<(&'static str, String)>,
+    key: impl Fn(usize) -> Option<Vec<u8>>,
 ) -> std::collections::BTreeMap<usize, (i32, i64)> {
     use futures_util::StreamExt;
     use rdkafka::message::{Header, OwnedHeaders};
@@ -49,6 +63,7 @@ pub async fn produce(
         .unwrap();
     let sends = ids.map(|id| {
         let (producer, partition, headers) = (&producer, &partition, &headers);
+        let key = key(id);
         async move {
             let payload = id.to_string();
             let mut owned = OwnedHeaders::new();
@@ -58,10 +73,13 @@ pub async fn produce(
                     value: Some(&value),
                 });
             }
-            let record = FutureRecord::<(), _>::to(topic)
+            let mut record = FutureRecord::<[u8], _>::to(topic)
                 .payload(&payload)
                 .partition(partition(id))
                 .headers(owned);
+            if let Some(key) = &key {
+                record = record.key(key.as_slice());
+            }
             let delivery = producer
                 .send(record, std::time::Duration::from_secs(30))
                 .await
