@@ -333,29 +333,8 @@ const MARKER_HEADER: &str = "x-tpk-explain";
 const API_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn live(args: Args) -> anyhow::Result<Explained> {
-    let workload = &args.workload;
-    let intercept = &workload.intercept;
-    let offline_only = [
-        (!intercept.http_header.is_empty(), "--http-header"),
-        (!intercept.http_path_equal.is_empty(), "--http-path-equal"),
-        (!intercept.http_path_prefix.is_empty(), "--http-path-prefix"),
-        (!intercept.http_path_regex.is_empty(), "--http-path-regex"),
-        (!intercept.http_meta.is_empty(), "--http-meta"),
-        (intercept.container_port.is_some(), "--container-port"),
-        (workload.config.is_some(), "--config"),
-        (
-            workload.telepresence_version.is_some(),
-            "--telepresence-version",
-        ),
-        (!workload.workload_ports.is_empty(), "--workload-port"),
-    ];
-    if let Some((_, flag)) = offline_only.iter().find(|(given, _)| *given) {
-        bail!(
-            "{flag} describes the intercept for an offline evaluation, but --cluster-api and \
-             --workstation-api ask the live APIs, which decide with their own intercepts: drop \
-             {flag}, or drop the API flags"
-        );
-    }
+    intercepts::refuse_offline_flags(&args.workload)?;
+    let intercept = &args.workload.intercept;
     let (Some(cluster_api), Some(workstation_api)) = (&args.cluster_api, &args.workstation_api)
     else {
         bail!("live, give both --cluster-api and --workstation-api: the verdict needs both sides");

@@ -96,3 +96,31 @@ pub(crate) fn choose(args: &WorkloadArgs, mine: Mine) -> anyhow::Result<Chosen> 
         mine,
     })
 }
+
+/// Live, the APIs decide with their own intercepts: a flag that describes
+/// one belongs to an offline evaluation, and is refused by name.
+pub(crate) fn refuse_offline_flags(args: &WorkloadArgs) -> anyhow::Result<()> {
+    let flags = &args.intercept;
+    let offline_only = [
+        (!flags.http_header.is_empty(), "--http-header"),
+        (!flags.http_path_equal.is_empty(), "--http-path-equal"),
+        (!flags.http_path_prefix.is_empty(), "--http-path-prefix"),
+        (!flags.http_path_regex.is_empty(), "--http-path-regex"),
+        (!flags.http_meta.is_empty(), "--http-meta"),
+        (flags.container_port.is_some(), "--container-port"),
+        (args.config.is_some(), "--config"),
+        (
+            args.telepresence_version.is_some(),
+            "--telepresence-version",
+        ),
+        (!args.workload_ports.is_empty(), "--workload-port"),
+    ];
+    if let Some((_, flag)) = offline_only.iter().find(|(given, _)| *given) {
+        bail!(
+            "{flag} describes the intercept for an offline evaluation, but --cluster-api and \
+             --workstation-api ask the live APIs, which decide with their own intercepts: drop \
+             {flag}, or drop the API flags"
+        );
+    }
+    Ok(())
+}

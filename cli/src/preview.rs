@@ -293,28 +293,8 @@ async fn judge(args: &Flags, topic: &str) -> anyhow::Result<Judge> {
             query,
         )?)));
     };
-    let workload = &args.workload;
-    let intercept = &workload.intercept;
-    let offline_only = [
-        (!intercept.http_header.is_empty(), "--http-header"),
-        (!intercept.http_path_equal.is_empty(), "--http-path-equal"),
-        (!intercept.http_path_prefix.is_empty(), "--http-path-prefix"),
-        (!intercept.http_path_regex.is_empty(), "--http-path-regex"),
-        (!intercept.http_meta.is_empty(), "--http-meta"),
-        (workload.config.is_some(), "--config"),
-        (
-            workload.telepresence_version.is_some(),
-            "--telepresence-version",
-        ),
-        (!workload.workload_ports.is_empty(), "--workload-port"),
-    ];
-    if let Some((_, flag)) = offline_only.iter().find(|(given, _)| *given) {
-        bail!(
-            "{flag} describes the intercept for an offline preview, but --cluster-api and \
-             --workstation-api ask the live APIs, which decide with their own intercepts: drop \
-             {flag}, or drop the two API flags"
-        );
-    }
+    crate::intercepts::refuse_offline_flags(&args.workload)?;
+    let intercept = &args.workload.intercept;
     let Some(intercept_id) = intercept
         .intercept_id
         .as_deref()
