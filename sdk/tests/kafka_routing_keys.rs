@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use telepresence_kafka::{Baggage, Client, FailurePolicy};
 use telepresence_mock_server::{Intercept, MockServer, Side};
 
@@ -137,24 +136,9 @@ fn consumer(broker: &Broker, group: &str) -> StreamConsumer {
     consumer
 }
 
-/// The committed offset of every partition that has one.
+/// The committed offset of every partition of the topic that has one.
 fn committed(consumer: &StreamConsumer) -> BTreeMap<i32, i64> {
-    let mut list = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        list.add_partition(TOPIC, partition);
-    }
-    consumer
-        .committed_offsets(list, Duration::from_secs(5))
-        .map(|list| {
-            list.elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some((e.partition(), o)),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    common::committed(consumer, TOPIC, PARTITIONS)
 }
 
 /// Reads through the stream adapter until the committed offsets reach `end`

@@ -93,3 +93,29 @@ pub async fn produce_keyed(
         .collect()
         .await
 }
+
+/// The committed offset of every partition of `topic` (0..`partitions`)
+/// that has one, for the group of `consumer`.
+#[allow(dead_code)] // not every test binary reads commits
+pub fn committed(
+    consumer: &impl rdkafka::consumer::Consumer,
+    topic: &str,
+    partitions: i32,
+) -> std::collections::BTreeMap<i32, i64> {
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    consumer
+        .committed_offsets(list, std::time::Duration::from_secs(5))
+        .map(|list| {
+            list.elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
