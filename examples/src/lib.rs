@@ -10,6 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaErrorCode;
+use telepresence_kafka::{Baggage, Client, ClientBuilder};
 
 /// An in-process Kafka: librdkafka's mock cluster, on a thread of its own
 /// (it is neither `Send` nor `Sync`), with one topic, alive until dropped.
@@ -26,12 +27,19 @@ pub struct EmbeddedKafka {
 impl EmbeddedKafka {
     /// Starts a one-broker cluster with `topic` of `partitions` partitions.
     pub fn start(topic: &str, partitions: i32) -> anyhow::Result<Self> {
+        Self::with_topics(&[(topic, partitions)])
+    }
+
+    /// Starts a one-broker cluster with these topics, each `(name, partitions)`.
+    pub fn with_topics(topics: &[(&str, i32)]) -> anyhow::Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let topic = topic.to_owned();
+        let topics: Vec<(String, i32)> = topics.iter().map(|&(t, p)| (t.to_owned(), p)).collect();
         std::thread::spawn(move || {
             let started = MockCluster::new(1).and_then(|cluster| {
-                cluster.create_topic(&topic, partitions, 1)?;
+                for (topic, partitions) in &topics {
+                    cluster.create_topic(topic, *partitions, 1)?;
+                }
                 Ok(cluster)
             });
             match started {
@@ -51,6 +59,22 @@ impl EmbeddedKafka {
             _stop: stop_tx,
         })
     }
+}
+
+/// The SDK client of the programs that take part in a pipeline, configured
+/// from Telepresence's environment: the routing key `x-dev` may be a header
+/// or a member of the message's tracing baggage, and is passed on to what
+/// each message causes ([`Client::routing_headers`]).
+///
+/// Every hop builds its client with this one function: the pod and the
+/// workstation of each service must ask their APIs with the same headers.
+pub fn pipeline_client() -> anyhow::Result<Client> {
+    ClientBuilder::from_env()
+        .context("reading Telepresence's environment")?
+        .baggage(Baggage::members(["x-dev"]))
+        .routing_headers(["x-dev"])
+        .build()
+        .context("configuring the Telepresence client")
 }
 
 /// The value of an environment variable, or `default` when unset or empty.

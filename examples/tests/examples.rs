@@ -70,6 +70,7 @@ fn example(name: &str, server: Option<&MockServer>, kafka: Option<&EmbeddedKafka
         "blocking_consumer" => env!("CARGO_BIN_EXE_blocking_consumer"),
         "producer" => env!("CARGO_BIN_EXE_producer"),
         "intercept_info" => env!("CARGO_BIN_EXE_intercept_info"),
+        "invoicer" => env!("CARGO_BIN_EXE_invoicer"),
         other => panic!("no example {other}"),
     };
     let mut command = Command::new(path);
@@ -453,6 +454,7 @@ async fn every_example_answers_help_without_starting() {
         "blocking_consumer",
         "producer",
         "intercept_info",
+        "invoicer",
     ] {
         let output =
             tokio::time::timeout(PATIENCE, example(name, None, None).arg("--help").output())
@@ -475,5 +477,160 @@ async fn every_example_answers_help_without_starting() {
         "TELEPRESENCE_KAFKA_CONTAINER_PORT",
     ] {
         assert!(help.contains(variable), "{variable}: {help}");
+    }
+}
+
+/// An order of the pipeline test: alice's (one in three) carry her name in an
+/// `x-dev` header or, every other one, only in W3C baggage among other
+/// members; the rest are bob's. Keyed by id, so that the invoices, keyed
+/// like their orders, spread over the partitions.
+async fn produce_orders(kafka: &EmbeddedKafka, count: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .create()
+        .unwrap();
+    for id in 0..count {
+        let payload = id.to_string();
+        let headers = match (developer(id), id % 2) {
+            ("alice", 1) => OwnedHeaders::new().insert(Header {
+                key: "baggage",
+                value: Some("tenant=acme,x-dev=alice;ttl=60"),
+            }),
+            (dev, _) => OwnedHeaders::new().insert(Header {
+                key: "x-dev",
+                value: Some(dev),
+            }),
+        };
+        let record = FutureRecord::to("orders")
+            .partition(i32::try_from(id).unwrap() % 2)
+            .key(&payload)
+            .payload(&payload)
+            .headers(headers);
+        producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// A mock API for one side of one service of the pipeline: alice's
+/// intercept `id` takes `x-dev=alice`.
+async fn pipeline_api(side: Side, id: &str) -> MockServer {
+    MockServer::builder()
+        .side(side)
+        .intercept(Intercept::new(id).header("x-dev", "alice"))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Waits until `group` has committed all `count` messages of `topic`'s two
+/// partitions: every message was processed or deliberately skipped.
+async fn wait_for_commits(kafka: &EmbeddedKafka, topic: &str, group: &str, count: i64) {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let committed = || {
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for p in 0..2 {
+            partitions.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(5))
+            .unwrap();
+        committed
+            .elements()
+            .iter()
+            .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+            .sum::<i64>()
+    };
+    let all = async {
+        while committed() < count {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, all)
+        .await
+        .unwrap_or_else(|_| panic!("{group} committed {} of {count} on {topic}", committed()));
+}
+
+/// Stops a stage the way Kubernetes does, and reads everything it reported.
+async fn stop_and_read(mut child: Child) -> Vec<usize> {
+    let stdout = child.stdout.take().unwrap();
+    stop(child).await;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut handled = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        handled.push(line.rsplit("payload=").next().unwrap().parse().unwrap());
+    }
+    handled
+}
+
+/// orders -> invoicer -> invoices -> consumer, with alice's intercepts on
+/// both services: her orders, whether her name is a header or a baggage
+/// member, and the invoices they cause are processed on her workstation,
+/// once each, and nothing else is; the pods process everything else.
+#[tokio::test]
+async fn the_pipeline_routes_an_order_and_the_invoice_it_causes_to_the_same_workstation() {
+    const COUNT: usize = 30;
+    let kafka = EmbeddedKafka::with_topics(&[("orders", 2), ("invoices", 2)]).unwrap();
+    produce_orders(&kafka, COUNT).await;
+    let (invoicer_id, mailer_id) = ("pipeline:invoicer", "pipeline:mailer");
+    let stage = |name: &str, server: &MockServer, group: &str, topic: &str| {
+        let mut command = example(name, Some(server), Some(&kafka));
+        command.env("KAFKA_GROUP", group).env("KAFKA_TOPIC", topic);
+        spawn(&mut command)
+    };
+    let apis = [
+        pipeline_api(Side::Agent, invoicer_id).await,
+        pipeline_api(Side::Client, invoicer_id).await,
+        pipeline_api(Side::Agent, mailer_id).await,
+        pipeline_api(Side::Client, mailer_id).await,
+    ];
+    let stages = [
+        stage("invoicer", &apis[0], "invoicer", "orders"),
+        stage("invoicer", &apis[1], "invoicer", "orders"),
+        stage("consumer", &apis[2], "mailer", "invoices"),
+        stage("consumer", &apis[3], "mailer", "invoices"),
+    ];
+    let groups = [
+        ("orders", "invoicer".to_owned()),
+        (
+            "orders",
+            format!("invoicer-{}", invoicer_id.replace(':', "-")),
+        ),
+        ("invoices", "mailer".to_owned()),
+        (
+            "invoices",
+            format!("mailer-{}", mailer_id.replace(':', "-")),
+        ),
+    ];
+    for (topic, group) in &groups {
+        wait_for_commits(&kafka, topic, group, COUNT as i64).await;
+    }
+
+    let mut handled = Vec::new();
+    for child in stages {
+        handled.push(stop_and_read(child).await);
+    }
+    let alices = ids(COUNT, "alice");
+    let others: BTreeSet<usize> = (0..COUNT).filter(|id| !alices.contains(id)).collect();
+    let expected = [
+        ("the invoicer's pod", &others),
+        ("the invoicer on alice's workstation", &alices),
+        ("the mailer's pod", &others),
+        ("the mailer on alice's workstation", &alices),
+    ];
+    for ((who, want), got) in expected.into_iter().zip(&handled) {
+        let set: BTreeSet<usize> = got.iter().copied().collect();
+        assert_eq!(
+            set.len(),
+            got.len(),
+            "{who} handled a message twice: {got:?}"
+        );
+        assert_eq!(&set, want, "{who}");
     }
 }

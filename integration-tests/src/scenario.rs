@@ -82,13 +82,18 @@ pub fn ids(messages: &[TestMessage], keep: impl Fn(&TestMessage) -> bool) -> BTr
 
 /// Creates the scenario topic.
 pub async fn create_topic(bootstrap: &str, partitions: i32) {
+    create_topic_named(bootstrap, TOPIC, partitions).await;
+}
+
+/// Creates a topic.
+pub async fn create_topic_named(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("an admin client");
     let results = admin
         .create_topics(
-            &[NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
         )
         .await
@@ -196,9 +201,17 @@ pub async fn api(
 /// the container's, with her intercept's ID on the workstation even while
 /// the intercept does not exist yet (she has it before she starts it).
 pub async fn consumer_env(container: &ContainerAsync<MockServerImage>) -> ConsumerEnv {
+    consumer_env_of(container, INTERCEPT_ID).await
+}
+
+/// [`consumer_env`] for the intercept `intercept_id`.
+pub async fn consumer_env_of(
+    container: &ContainerAsync<MockServerImage>,
+    intercept_id: &str,
+) -> ConsumerEnv {
     let env = container.env().await.expect("the container's address");
     match container.image().side() {
-        Side::Client => ConsumerEnv::new(env.api_port, env.api_host, INTERCEPT_ID),
+        Side::Client => ConsumerEnv::new(env.api_port, env.api_host, intercept_id),
         Side::Agent => env,
     }
 }

@@ -11,7 +11,8 @@ use telepresence_kafka::HeaderList;
 use telepresence_kafka_integration_tests::broker::Tansu;
 use telepresence_kafka_integration_tests::scenario::{
     ConsumerProcess, GROUP, INTERCEPT_ID, NEWEST, TestMessage, alices_intercept, api,
-    client_builder, committed, consumer_env, create_topic, ids, mixed_messages, produce,
+    client_builder, committed, consumer_env, consumer_env_of, create_topic, create_topic_named,
+    ids, mixed_messages, produce,
 };
 use telepresence_mock_server::testcontainers::MockServerContainer;
 use telepresence_mock_server::{Intercept, Side};
@@ -452,4 +453,77 @@ async fn without_telepresence_a_consumer_processes_everything_and_asks_nothing()
             .is_empty(),
         "no request was made"
     );
+}
+
+/// A pipeline, orders -> invoicer -> invoices -> mailer, with alice's
+/// intercepts on both services: the invoicer passes each order's routing
+/// context (`x-dev`, `x-path`) on to its invoice, so her orders and the
+/// invoices they cause are processed on her workstation, once each, and the
+/// pods process everything else.
+#[tokio::test]
+async fn an_order_and_the_invoice_it_causes_reach_the_same_workstation() {
+    const INVOICES: &str = "invoices";
+    const MAILER_ID: &str = "4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:mailer";
+    let (_broker, bootstrap) = Tansu::start().await;
+    create_topic(&bootstrap, PARTITIONS).await;
+    // Before any consumer subscribes: tansu 0.6.0 may hide a topic created
+    // later from a subscriber for minutes.
+    create_topic_named(&bootstrap, INVOICES, PARTITIONS).await;
+    let count = 400;
+    let messages = mixed_messages(0..count);
+    produce(&bootstrap, &messages).await;
+    let mailers_intercept = Intercept::new(MAILER_ID)
+        .header("x-dev", "alice")
+        .path_prefix("/orders/");
+
+    let mut stages = Vec::new();
+    for (side, intercept, extra) in [
+        (
+            Side::Agent,
+            alices_intercept(),
+            &[("TPK_RELAY_TO", INVOICES)][..],
+        ),
+        (
+            Side::Client,
+            alices_intercept(),
+            &[("TPK_RELAY_TO", INVOICES)][..],
+        ),
+        (
+            Side::Agent,
+            mailers_intercept.clone(),
+            &[("KAFKA_TOPIC", INVOICES), ("KAFKA_GROUP", "mailer")][..],
+        ),
+        (
+            Side::Client,
+            mailers_intercept.clone(),
+            &[("KAFKA_TOPIC", INVOICES), ("KAFKA_GROUP", "mailer")][..],
+        ),
+    ] {
+        let id = intercept.id.clone();
+        let container = api(side, NEWEST, vec![intercept]).await;
+        let env = consumer_env_of(&container, &id).await;
+        stages.push((
+            container,
+            ConsumerProcess::spawn(CONSUMER, &bootstrap, Some(&env), extra),
+        ));
+    }
+    for (_, stage) in &stages {
+        stage.wait_for_progress(count as u64).await;
+    }
+    let mut finished = Vec::new();
+    for (_container, stage) in stages {
+        finished.push(stage.stop().await);
+    }
+
+    let alices = ids(&messages, TestMessage::matches_alice);
+    let others = ids(&messages, |m| !m.matches_alice());
+    for (who, done, expected) in [
+        ("the invoicer's pod", &finished[0], &others),
+        ("the invoicer on alice's workstation", &finished[1], &alices),
+        ("the mailer's pod", &finished[2], &others),
+        ("the mailer on alice's workstation", &finished[3], &alices),
+    ] {
+        assert!(done.status.success(), "{who}: {}", done.stderr);
+        assert_eq!(&set(&done.processed), expected, "{who}");
+    }
 }

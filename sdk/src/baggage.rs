@@ -138,6 +138,15 @@ impl Baggage {
     }
 }
 
+/// Whether a Kafka header carries baggage members: W3C `baggage`, or a
+/// `uberctx-<key>` / `ot-baggage-<key>` header with a key.
+pub(crate) fn is_carrier(key: &str) -> bool {
+    key.eq_ignore_ascii_case(W3C)
+        || PREFIXES
+            .iter()
+            .any(|prefix| strip_prefix(key, prefix).is_some_and(|name| !name.is_empty()))
+}
+
 /// Reads every member a Kafka header carries (none unless it is a baggage
 /// header); returns how many could not be read.
 pub(crate) fn read_header<'h>(

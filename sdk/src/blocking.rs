@@ -68,6 +68,15 @@ impl Client {
         self.run(self.inner.should_consume(msg))
     }
 
+    /// The routing context of `msg`, to put on what its handling produces;
+    /// see [`crate::Client::routing_headers`].
+    pub fn routing_headers<'m, M: KafkaMessage + ?Sized>(
+        &self,
+        msg: &'m M,
+    ) -> crate::RoutingHeaders<'m> {
+        self.inner.routing_headers(msg)
+    }
+
     /// What `/intercept-info` says about `msg`; see [`crate::Client::intercept_info`].
     pub fn intercept_info<M: KafkaMessage + ?Sized>(
         &self,

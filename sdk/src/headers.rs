@@ -294,6 +294,11 @@ impl HeaderForwarding {
         self.allow.as_deref()
     }
 
+    /// Which baggage members are read.
+    pub(crate) fn baggage_members(&self) -> &Baggage {
+        &self.baggage
+    }
+
     /// Whether headers are derived from messages: baggage members or the key.
     pub(crate) fn derives(&self) -> bool {
         !self.baggage.is_none() || self.key_header.is_some()

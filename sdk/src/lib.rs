@@ -37,6 +37,9 @@
 //! - [`Client::filter_stream`] filters a `StreamConsumer`'s stream with several
 //!   decisions in flight, in order, storing offsets so that no message is lost
 //!   or processed twice.
+//! - [`Client::routing_headers`] gives the routing context of the message in
+//!   hand, to put on what its handling produces ([`WithRouting`]), so that
+//!   an intercept on the next service of a chain routes that the same way.
 //! - The intercept matches headers. A routing key carried elsewhere becomes
 //!   one, on request and the same way on both sides: members of tracing
 //!   baggage ([`ClientBuilder::baggage`]) and the record key
@@ -47,6 +50,8 @@
 //! - `rdkafka` (default): decisions for any `rdkafka` message, and the stream
 //!   adapter. Without it, use [`HeaderList`] or implement [`KafkaMessage`].
 //! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
+//! - `reqwest`: [`WithRouting`] for `reqwest::RequestBuilder`, to pass a
+//!   message's routing context on to the HTTP requests its handling makes.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -60,6 +65,7 @@ mod group;
 mod headers;
 mod message;
 mod policy;
+mod routing;
 mod stats;
 mod wire;
 
@@ -110,5 +116,6 @@ pub use error::{Error, ErrorKind};
 pub use headers::{Forwarded, HeaderForwarding};
 pub use message::{HeaderList, KafkaMessage, MessageView};
 pub use policy::FailurePolicy;
+pub use routing::{RoutingHeaders, WithRouting};
 pub use stats::Stats;
 pub use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, InterceptInfo};

@@ -3,7 +3,11 @@
 //! The same binary runs in the pod and on a workstation under an intercept:
 //! Telepresence's environment (`TELEPRESENCE_API_PORT`, `TELEPRESENCE_API_HOST`,
 //! `TELEPRESENCE_INTERCEPT_ID`) tells the SDK which side it is on; without it,
-//! every message is processed as usual.
+//! every message is processed as usual. The routing key `x-dev` may be a
+//! header or a member of the message's tracing baggage.
+//!
+//! It is also the last stage of the pipeline example: with
+//! `KAFKA_TOPIC=invoices` it reads what the `invoicer` example writes.
 //!
 //! Configuration, from the environment:
 //! - `KAFKA_BROKERS` (default `localhost:9092`), `KAFKA_TOPIC` (`orders`),
@@ -30,9 +34,9 @@ use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
+use telepresence_kafka::ErrorKind;
 use telepresence_kafka::stream::FilterContext;
-use telepresence_kafka::{Client, ErrorKind};
-use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging};
+use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging, pipeline_client};
 
 /// A Kafka consumer that cooperates with Telepresence intercepts: in the pod
 /// it processes what no intercept takes, on a workstation exactly what its
@@ -64,7 +68,7 @@ struct Args {}
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     Args::parse();
     init_logging();
-    let tp = Client::from_env().context("reading Telepresence's environment")?;
+    let tp = pipeline_client()?;
     let topic = env_or("KAFKA_TOPIC", "orders");
     let group = tp.group_id(&env_or("KAFKA_GROUP", "orders"));
     let max_messages: Option<u64> = match std::env::var("KAFKA_MAX_MESSAGES") {

@@ -7,7 +7,9 @@
 //! `TPK_FAILURE_POLICY` (`auto`, `hold`, `fail`, `consume`, `skip`),
 //! `TPK_CONTAINER_PORT`, `TPK_TIMEOUT_MS`, and `TPK_ASSIGN=1` to take every
 //! partition of the topic itself (no group membership; offsets are still
-//! committed to the group) instead of subscribing.
+//! committed to the group) instead of subscribing, and `TPK_RELAY_TO=<topic>`
+//! to write each message it processes to that topic (payload: its id) with
+//! the message's routing context (`x-dev`, `x-path`), before it is done.
 //!
 //! stdout, one line per event: `processed <id> <partition> <offset>` for each
 //! message processed here (its payload is its id), `progress <n>` when the
@@ -26,8 +28,9 @@ use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use telepresence_kafka::stream::FilterContext;
-use telepresence_kafka::{ClientBuilder, ErrorKind, FailurePolicy};
+use telepresence_kafka::{ClientBuilder, ErrorKind, FailurePolicy, WithRouting};
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -70,6 +73,7 @@ async fn run() -> anyhow::Result<ExitCode> {
     }
     let tp = builder
         .path_from_header("x-path")
+        .routing_headers(["x-dev", "x-path"])
         .hold_backoff_max(Duration::from_millis(500))
         .build()?;
 
@@ -98,6 +102,23 @@ async fn run() -> anyhow::Result<ExitCode> {
         consumer.subscribe(&[&topic])?;
     }
 
+    let relay = match var("TPK_RELAY_TO") {
+        None => None,
+        Some(topic) => {
+            // One message per record batch: tansu 0.6.0 skips the rest of a
+            // batch when a fetch starts inside it.
+            let producer: FutureProducer = ClientConfig::new()
+                .set(
+                    "bootstrap.servers",
+                    var("KAFKA_BROKERS").context("KAFKA_BROKERS")?,
+                )
+                .set("batch.num.messages", "1")
+                .set("linger.ms", "0")
+                .create()?;
+            Some((producer, topic))
+        }
+    };
+
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut messages = tp.filter_stream(&consumer, 16);
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -110,6 +131,16 @@ async fn run() -> anyhow::Result<ExitCode> {
             next = messages.next() => match next.context("the message stream ended")? {
                 Ok(message) => {
                     let id = std::str::from_utf8(message.payload().unwrap_or_default())?;
+                    if let Some((producer, topic)) = &relay {
+                        let record = FutureRecord::<(), _>::to(topic)
+                            .payload(id)
+                            .with_routing(&tp.routing_headers(&message));
+                        producer
+                            .send(record, Duration::from_secs(10))
+                            .await
+                            .map_err(|(error, _)| error)
+                            .context("relaying a message")?;
+                    }
                     writeln!(out, "processed {id} {} {}", message.partition(), message.offset())?;
                     messages.done(&message)?;
                 }

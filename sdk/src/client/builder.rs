@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::headers::HeaderForwarding;
 use crate::message::MessageView;
 use crate::policy::{FailurePolicy, OUTAGE_QUIET, OUTAGE_REMINDER, OutageMonitor};
+use crate::routing::Propagation;
 use crate::stats::Counters;
 use telepresence_api::endpoint;
 
@@ -83,6 +84,8 @@ pub struct ClientBuilder {
     forwarding: HeaderForwarding,
     cache: Option<(Duration, Vec<String>)>,
     cache_capacity: usize,
+    /// Lower case.
+    routing: Vec<String>,
 }
 
 impl Default for ClientBuilder {
@@ -103,6 +106,7 @@ impl Default for ClientBuilder {
             forwarding: HeaderForwarding::default(),
             cache: None,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            routing: Vec::new(),
         }
     }
 }
@@ -375,6 +379,34 @@ impl ClientBuilder {
         self
     }
 
+    /// Declares the headers that carry a message's routing key, such as
+    /// `x-dev`: [`Client::routing_headers`] passes them on to what handling
+    /// the message produces, so that an intercept on the next service of a
+    /// chain routes it the same way. Adds to earlier names. The decision
+    /// cache's routing headers are declared too, and with
+    /// [`baggage`](Self::baggage) the baggage headers are carried whole.
+    ///
+    /// It changes no decision: each hop still asks its own API. Names must be
+    /// valid HTTP header names, or building the client fails.
+    ///
+    /// ```
+    /// use telepresence_kafka::{Client, HeaderList};
+    ///
+    /// let tp = Client::builder().routing_headers(["x-dev"]).build()?;
+    /// let headers: &[(&str, Option<&[u8]>)] = &[("x-dev", Some(b"alice"))];
+    /// assert_eq!(tp.routing_headers(&HeaderList::new(headers)).get("x-dev"), Some(&b"alice"[..]));
+    /// # Ok::<(), telepresence_kafka::Error>(())
+    /// ```
+    pub fn routing_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.routing
+            .extend(names.into_iter().map(|n| n.as_ref().to_ascii_lowercase()));
+        self
+    }
+
     /// How many answers the cache holds (default 10 000).
     pub fn decision_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
@@ -387,6 +419,18 @@ impl ClientBuilder {
             Error::config(format!("intercept ID {:?}: {reason}", self.intercept_id))
         })?;
         self.forwarding.validate().map_err(Error::config)?;
+        HeaderForwarding::default()
+            .allow(&self.routing)
+            .validate()
+            .map_err(|e| Error::config(format!("routing headers: {e}")))?;
+        let cached = self
+            .cache
+            .iter()
+            .flat_map(|(_, names)| names.iter().cloned());
+        let propagation = Propagation::new(
+            self.routing.iter().cloned().chain(cached),
+            self.forwarding.baggage_members().clone(),
+        );
         let base = match self.target {
             Target::Disabled => None,
             Target::Resolved(url) => Some(url),
@@ -397,7 +441,7 @@ impl ClientBuilder {
             Target::Url(url) => Some(parse_api_url(&url)?),
         };
         let Some(base) = base else {
-            return Ok(Client::disabled_as(self.intercept_id));
+            return Ok(Client::disabled_as(self.intercept_id, propagation));
         };
         // With a cache, only the routing headers may reach the server, or the
         // answer could depend on something the key leaves out.
@@ -461,6 +505,7 @@ impl ClientBuilder {
             side_check: self.side_check,
             allow_shared_group: self.allow_shared_group,
             side: tokio::sync::OnceCell::new(),
+            propagation,
         };
         Ok(Client {
             state: State::Enabled(Arc::new(enabled)),

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::headers::{Derived, HeaderForwarding, Offered};
 use crate::message::{KafkaMessage, MessageView};
 use crate::policy::{FailurePolicy, OnFailure, OutageMonitor, Outcome};
+use crate::routing::Propagation;
 use crate::stats::Counters;
 use crate::wire;
 use telepresence_api::InterceptInfo;
@@ -63,6 +64,7 @@ pub(super) struct Enabled {
     pub(super) allow_shared_group: bool,
     /// What the side check found, once it found something.
     pub(super) side: tokio::sync::OnceCell<SideVerdict>,
+    pub(super) propagation: Propagation,
 }
 
 /// A decision's query ready to send, or its answer known without asking.

@@ -30,6 +30,7 @@ use crate::env;
 use crate::error::{Error, ErrorKind};
 use crate::group;
 use crate::message::KafkaMessage;
+use crate::routing::{Propagation, RoutingHeaders};
 use crate::stats::{Counters, Stats};
 use telepresence_api::InterceptInfo;
 
@@ -69,6 +70,9 @@ struct Disabled {
     /// allowed (and logged).
     intercept_id: String,
     counters: Counters,
+    /// Kept for [`Client::routing_headers`]: production passes routing
+    /// context on as a workstation does.
+    propagation: Propagation,
 }
 
 impl Client {
@@ -102,15 +106,16 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn disabled() -> Self {
-        Self::disabled_as(String::new())
+        Self::disabled_as(String::new(), Propagation::default())
     }
 
     /// A disabled client that still knows its intercept ID.
-    fn disabled_as(intercept_id: String) -> Self {
+    fn disabled_as(intercept_id: String, propagation: Propagation) -> Self {
         Self {
             state: State::Disabled(Arc::new(Disabled {
                 intercept_id,
                 counters: Counters::default(),
+                propagation,
             })),
         }
     }
@@ -232,6 +237,41 @@ impl Client {
             }
             Plan::Ask(query) => ShouldConsume::asking(api.decide(*query)),
         }
+    }
+
+    /// The routing context of `msg`, to put on the records and requests its
+    /// handling produces: the first value of each header declared with
+    /// [`ClientBuilder::routing_headers`] (or the decision cache's), and the
+    /// baggage headers when the client reads [`Baggage`](crate::Baggage).
+    /// See [`RoutingHeaders`].
+    ///
+    /// The same with or without Telepresence (no I/O, nothing allocated
+    /// for a few headers): production code passes the context on as the
+    /// workstation does.
+    ///
+    /// ```
+    /// use telepresence_kafka::{Baggage, Client, HeaderList};
+    ///
+    /// let tp = Client::builder()
+    ///     .routing_headers(["x-dev"])
+    ///     .baggage(Baggage::members(["x-dev"]))
+    ///     .build()?;
+    /// assert!(!tp.is_enabled(), "no API: production");
+    /// let headers: &[(&str, Option<&[u8]>)] = &[
+    ///     ("baggage", Some(b"x-dev=alice,tenant=acme")),
+    ///     ("content-type", Some(b"json")),
+    /// ];
+    /// let message = HeaderList::new(headers);
+    /// let routing = tp.routing_headers(&message);
+    /// assert_eq!(routing.iter().collect::<Vec<_>>(), [("baggage", &b"x-dev=alice,tenant=acme"[..])]);
+    /// # Ok::<(), telepresence_kafka::Error>(())
+    /// ```
+    pub fn routing_headers<'m, M: KafkaMessage + ?Sized>(&self, msg: &'m M) -> RoutingHeaders<'m> {
+        let propagation = match &self.state {
+            State::Disabled(disabled) => &disabled.propagation,
+            State::Enabled(api) => &api.propagation,
+        };
+        propagation.collect(msg)
     }
 
     /// What `/intercept-info` says about `msg`: whether it is intercepted, by
