@@ -27,6 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,11 +36,12 @@ use futures_util::stream::{BoxStream, Stream, StreamExt};
 use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, DefaultConsumerContext, Rebalance,
-    StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
+    DefaultConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{Client, Error, ShouldConsume};
@@ -78,6 +80,57 @@ pub trait ManagedConsumer: Send + Sync {
     fn group_id(&self) -> Option<String> {
         None
     }
+
+    /// The consumer's group metadata, which a transactional producer needs
+    /// to commit offsets; `None` when it has none.
+    fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        None
+    }
+
+    /// Moves the consumer back to its group's committed offsets, on every
+    /// partition assigned to it (one with none to where `auto.offset.reset`
+    /// says), so that it reads again what an aborted transaction covered.
+    fn rewind(&self, timeout: Duration) -> KafkaResult<()> {
+        let _ = timeout;
+        Err(KafkaError::Seek(
+            "this consumer cannot rewind to its committed offsets".to_owned(),
+        ))
+    }
+}
+
+/// Seeks every partition assigned to `consumer` to its committed offset.
+fn rewind_to_committed<X, C>(consumer: &C, timeout: Duration) -> KafkaResult<()>
+where
+    X: ConsumerContext,
+    C: Consumer<X>,
+{
+    let assignment = consumer.assignment()?;
+    if assignment.count() == 0 {
+        return Ok(());
+    }
+    let committed = consumer.committed_offsets(assignment, timeout)?;
+    let reset = configured(consumer.client(), c"auto.offset.reset");
+    let mut seek = TopicPartitionList::with_capacity(committed.count());
+    for element in committed.elements() {
+        let offset = match (element.offset(), reset.as_deref()) {
+            (Offset::Offset(offset), _) => Offset::Offset(offset),
+            (_, Some("smallest" | "earliest" | "beginning")) => Offset::Beginning,
+            (_, Some("largest" | "latest" | "end")) => Offset::End,
+            (_, reset) => {
+                return Err(KafkaError::Seek(format!(
+                    "{} [{}] has no committed offset to rewind to, and auto.offset.reset is {}",
+                    element.topic(),
+                    element.partition(),
+                    reset.unwrap_or("unknown"),
+                )));
+            }
+        };
+        seek.add_partition_offset(element.topic(), element.partition(), offset)?;
+    }
+    for element in consumer.seek_partitions(seek, timeout)?.elements() {
+        element.error()?;
+    }
+    Ok(())
 }
 
 /// A client's `group.id`, as librdkafka holds it.
@@ -273,6 +326,14 @@ macro_rules! impl_managed_consumer {
 
             fn group_id(&self) -> Option<String> {
                 configured_group_id(self.client())
+            }
+
+            fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+                Consumer::group_metadata(self)
+            }
+
+            fn rewind(&self, timeout: Duration) -> KafkaResult<()> {
+                rewind_to_committed(self, timeout)
             }
         }
     };
@@ -470,6 +531,118 @@ impl<'a, M: Message> Filtered<'a, M> {
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
             other => Ok(other?),
         }
+    }
+
+    /// Hands offsets to a transaction instead of storing them in the
+    /// consumer, for read-process-write with exactly-once semantics: what
+    /// becomes safe (messages done, and those skipped) waits for
+    /// [`send_offsets_to_transaction`](Self::send_offsets_to_transaction),
+    /// so that a skipped message is committed in the same transaction as the
+    /// output of the processed ones. Nothing is stored in the consumer.
+    ///
+    /// The consumer needs `enable.auto.commit=false`, and its reader of the
+    /// output `isolation.level=read_committed`. One transaction at a time:
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use futures_util::StreamExt;
+    /// use rdkafka::consumer::StreamConsumer;
+    /// use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    /// use telepresence_kafka::WithRouting;
+    ///
+    /// # async fn run(tp: telepresence_kafka::Client, consumer: StreamConsumer, producer: FutureProducer)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// // producer created with transactional.id, and init_transactions() called
+    /// let timeout = Duration::from_secs(10);
+    /// let mut orders = tp.filter_stream(&consumer, 32).transactional();
+    /// loop {
+    ///     producer.begin_transaction()?;
+    ///     for _ in 0..100 {
+    ///         let Some(order) = orders.next().await else { break };
+    ///         let order = order?;
+    ///         let invoice = FutureRecord::<(), _>::to("invoices")
+    ///             .payload("...")
+    ///             .with_routing(&tp.routing_headers(&order));
+    ///         producer.send_result(invoice).map_err(|(e, _)| e)?;
+    ///         orders.done(&order)?; // after its output is produced
+    ///     }
+    ///     orders.send_offsets_to_transaction(&producer, timeout)?;
+    ///     if let Err(error) = producer.commit_transaction(timeout) {
+    ///         eprintln!("transaction aborted: {error}");
+    ///         producer.abort_transaction(timeout)?;
+    ///         orders.rewind(timeout)?; // read it all again
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// Mark a message [`done`](Self::done) once its output is produced, and
+    /// before the offsets are sent: its offset then travels with its output.
+    pub fn transactional(self) -> Self {
+        self.offsets.tracker.lock().transaction = Some(HashMap::new());
+        self
+    }
+
+    /// The offsets waiting for the next transaction (each the next offset to
+    /// read of its partition); always empty unless
+    /// [`transactional`](Self::transactional).
+    pub fn transaction_offsets(&self) -> TopicPartitionList {
+        let tracker = self.offsets.tracker.lock();
+        let mut list = TopicPartitionList::new();
+        for (topic, partitions) in tracker.transaction.iter().flatten() {
+            for (&partition, &next) in partitions {
+                // Only fails for an invalid partition number, which a
+                // received message cannot have.
+                let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
+            }
+        }
+        list
+    }
+
+    /// Sends the offsets waiting (see
+    /// [`transaction_offsets`](Self::transaction_offsets)) to the producer's
+    /// current transaction, with the consumer's group metadata; they are
+    /// committed with it. If they cannot be sent, they wait for the next
+    /// call. Nothing waiting is not an error.
+    pub fn send_offsets_to_transaction<C, Part>(
+        &self,
+        producer: &impl Producer<C, Part>,
+        timeout: Duration,
+    ) -> Result<(), Error>
+    where
+        C: ProducerContext<Part>,
+        Part: rdkafka::producer::Partitioner,
+    {
+        if !self.offsets.tracker.lock().is_transactional() {
+            return Err(Error::config(
+                "send_offsets_to_transaction needs a transactional stream: call transactional() \
+                 on it before the first message",
+            ));
+        }
+        let offsets = self.transaction_offsets();
+        if offsets.count() == 0 {
+            return Ok(());
+        }
+        let metadata = self.offsets.store.group_metadata().ok_or_else(|| {
+            Error::config(
+                "the consumer has no group metadata: a transaction commits offsets for a group, \
+                 so the consumer needs a group.id",
+            )
+        })?;
+        producer.send_offsets_to_transaction(&offsets, &metadata, timeout)?;
+        self.offsets.tracker.lock().sent(&offsets);
+        Ok(())
+    }
+
+    /// After an aborted transaction: moves the consumer back to its
+    /// committed offsets and forgets every message received since, handed
+    /// out or not, so that what the transaction covered is decided and
+    /// processed again. [`progress`](Self::progress) counts each delivery.
+    pub fn rewind(&mut self, timeout: Duration) -> Result<(), Error> {
+        self.offsets.store.rewind(timeout)?;
+        self.in_flight.clear();
+        self.offsets.tracker.lock().start_over();
+        Ok(())
     }
 
     /// How many messages went through so far. Unlike the client's
@@ -682,6 +855,10 @@ impl Offsets<'_> {
         let at = Position::of(message);
         let mut tracker = self.tracker.lock();
         match tracker.done(&at) {
+            Some(next) if tracker.is_transactional() => {
+                tracker.for_transaction(at.topic, at.partition, next);
+                Ok(())
+            }
             Some(next) => store(self.store, &at, next),
             None => Ok(()),
         }
@@ -703,6 +880,14 @@ impl Offsets<'_> {
                     let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
                 }
             }
+        }
+        if tracker.is_transactional() {
+            for element in list.elements() {
+                if let Offset::Offset(next) = element.offset() {
+                    tracker.for_transaction(element.topic(), element.partition(), next);
+                }
+            }
+            return;
         }
         match self.store.store_offsets(&list) {
             Ok(()) | Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
@@ -754,6 +939,9 @@ struct Tracker {
     topics: HashMap<String, HashMap<i32, Partition>>,
     /// Whether some partition has an offset to store.
     unstored: bool,
+    /// For a transactional stream: the offsets made safe and not yet sent
+    /// to a transaction, by topic and partition.
+    transaction: Option<HashMap<String, HashMap<i32, i64>>>,
 }
 
 #[derive(Debug, Default)]
@@ -804,6 +992,54 @@ impl Tracker {
             *partition = Partition::default();
         }
         partition
+    }
+
+    fn is_transactional(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    /// Keeps `next` for the next transaction.
+    fn for_transaction(&mut self, topic: &str, partition: i32, next: i64) {
+        let Some(waiting) = &mut self.transaction else {
+            return;
+        };
+        if !waiting.contains_key(topic) {
+            waiting.insert(topic.to_owned(), HashMap::new());
+        }
+        let partitions = waiting.get_mut(topic).expect("inserted above");
+        let slot = partitions.entry(partition).or_insert(next);
+        *slot = (*slot).max(next);
+    }
+
+    /// Forgets the offsets sent to a transaction, unless a later one came
+    /// meanwhile.
+    fn sent(&mut self, offsets: &TopicPartitionList) {
+        let Some(waiting) = &mut self.transaction else {
+            return;
+        };
+        for element in offsets.elements() {
+            let Some(partitions) = waiting.get_mut(element.topic()) else {
+                continue;
+            };
+            let partition = element.partition();
+            let superseded = match (partitions.get(&partition), element.offset()) {
+                (Some(&next), Offset::Offset(sent)) => next <= sent,
+                _ => false,
+            };
+            if superseded {
+                partitions.remove(&partition);
+            }
+        }
+    }
+
+    /// Forgets every message and offset, as after a rewind; a transactional
+    /// tracker stays transactional.
+    fn start_over(&mut self) {
+        self.topics.clear();
+        self.unstored = false;
+        if let Some(waiting) = &mut self.transaction {
+            waiting.clear();
+        }
     }
 
     /// Forgets a revoked partition: a later `done` of one of its messages

@@ -11,14 +11,23 @@ pub struct Broker {
     _stop: mpsc::Sender<()>,
 }
 
+#[allow(dead_code)] // a test binary may need several topics
 pub fn start_broker(topic: &'static str, partitions: i32) -> Broker {
+    start_broker_with(&[(topic, partitions)])
+}
+
+/// [`start_broker`] with several topics, each `(name, partitions)`.
+pub fn start_broker_with(topics: &[(&'static str, i32)]) -> Broker {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let topics = topics.to_vec();
     std::thread::spawn(move || {
         let cluster = MockCluster::new(1).expect("mock cluster starts");
-        cluster
-            .create_topic(topic, partitions, 1)
-            .expect("topic created");
+        for (topic, partitions) in topics {
+            cluster
+                .create_topic(topic, partitions, 1)
+                .expect("topic created");
+        }
         ready_tx.send(cluster.bootstrap_servers()).unwrap();
         let _ = stop_rx.recv(); // returns when the sender is dropped
     });
