@@ -47,6 +47,9 @@
 //! - `rdkafka` (default): decisions for any `rdkafka` message, and the stream
 //!   adapter. Without it, use [`HeaderList`] or implement [`KafkaMessage`].
 //! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
+//! - `metrics`: an enabled client's decisions, fallbacks, held decisions and
+//!   their latency, by side and topic, on the `metrics` crate's facade, for
+//!   the exporter you already use: see [`metrics`](mod@metrics).
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -59,6 +62,12 @@ mod error;
 mod group;
 mod headers;
 mod message;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+/// The hooks of the `metrics` feature, which do nothing without it.
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod policy;
 mod stats;
 mod wire;

@@ -216,7 +216,8 @@ impl Client {
     ///
     /// The future borrows only the client, not the message. An answer known
     /// without asking (a disabled client, a cache hit) is ready at once and
-    /// costs no allocation.
+    /// costs no allocation (with the `metrics` feature, but for an enabled
+    /// client's first decision about a topic, which registers its metrics).
     pub fn should_consume<M: KafkaMessage + ?Sized>(&self, msg: &M) -> ShouldConsume<'_> {
         let api = match &self.state {
             State::Disabled(disabled) => {
@@ -225,12 +226,17 @@ impl Client {
             }
             State::Enabled(api) => api,
         };
+        let started = api.metrics.start();
         match api.plan_decision(msg) {
             Plan::Known(answer) => {
                 api.counters.decided(answer);
+                api.metrics.known(msg, answer, started);
                 ShouldConsume::ready(answer)
             }
-            Plan::Ask(query) => ShouldConsume::asking(api.decide(*query)),
+            Plan::Ask(query) => {
+                let recording = api.metrics.asking(msg, started);
+                ShouldConsume::asking(api.decide(*query, recording))
+            }
         }
     }
 
