@@ -403,3 +403,109 @@ mod recording {
         pub(crate) fn answered(self, _: bool, _: bool) {}
     }
 }
+
+/// The promise of the hot path, checked where the recording is: once a
+/// topic is known, a decision allocates nothing.
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use ::metrics::{
+        Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString,
+        Unit,
+    };
+
+    use super::DecisionMetrics;
+    use crate::HeaderList;
+
+    /// Tallies this thread's allocations, so that tests running in parallel
+    /// do not count each other's.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    fn allocations() -> u64 {
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    /// A recorder that adds up into atomics, and so allocates nothing to
+    /// record: what is left is this module's own cost.
+    #[derive(Default)]
+    struct Atomic {
+        counted: Arc<AtomicU64>,
+        samples: Arc<Samples>,
+    }
+
+    #[derive(Default)]
+    struct Samples(AtomicU64);
+
+    impl HistogramFn for Samples {
+        fn record(&self, _: f64) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Recorder for Atomic {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.counted.clone())
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(self.samples.clone())
+        }
+    }
+
+    #[test]
+    fn a_decision_about_a_known_topic_allocates_nothing() {
+        let recorder = Atomic::default();
+        let _local = ::metrics::set_default_local_recorder(&recorder);
+        let metrics = DecisionMetrics::new(true);
+        let (orders, payments) = (
+            HeaderList::default().topic("orders"),
+            HeaderList::default().topic("payments"),
+        );
+        let first = allocations();
+        metrics.known(&orders, true, metrics.start());
+        assert!(allocations() > first, "the first decision registers");
+
+        let before = allocations();
+        for _ in 0..1000 {
+            metrics.known(&orders, true, metrics.start());
+            let asking = metrics.asking(&orders, metrics.start());
+            asking.held();
+            asking.answered(false, true);
+        }
+        assert_eq!(allocations() - before, 0, "allocations per decision");
+        // Each cached decision counts once, each asked one thrice
+        // (skipped, fallback, held); every decision is timed.
+        assert_eq!(recorder.counted.load(Ordering::Relaxed), 1 + 4000);
+        assert_eq!(recorder.samples.0.load(Ordering::Relaxed), 1 + 2000);
+
+        let before = allocations();
+        metrics.known(&payments, false, metrics.start());
+        assert!(allocations() > before, "a new topic registers");
+    }
+}

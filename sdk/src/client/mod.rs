@@ -215,9 +215,10 @@ impl Client {
     /// returns the error.
     ///
     /// The future borrows only the client, not the message. An answer known
-    /// without asking (a disabled client, a cache hit) is ready at once and
-    /// costs no allocation (with the `metrics` feature, but for an enabled
-    /// client's first decision about a topic, which registers its metrics).
+    /// without asking (a disabled client, a cache hit) is ready at once; a
+    /// disabled client's costs no allocation. With the `metrics` feature, an
+    /// enabled client's first decision about a topic registers the topic's
+    /// metrics (see the `metrics` module).
     pub fn should_consume<M: KafkaMessage + ?Sized>(&self, msg: &M) -> ShouldConsume<'_> {
         let api = match &self.state {
             State::Disabled(disabled) => {
