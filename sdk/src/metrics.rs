@@ -8,7 +8,7 @@
 //! | [`telepresence_kafka_skipped_total`](SKIPPED_TOTAL) | counter | decisions to leave it to the other side (fallbacks included) |
 //! | [`telepresence_kafka_fallbacks_total`](FALLBACKS_TOTAL) | counter | decisions taken by the failure policy instead of the API |
 //! | [`telepresence_kafka_held_total`](HELD_TOTAL) | counter | decisions that waited for a failing API (counted when they start waiting) |
-//! | [`telepresence_kafka_decision_duration_seconds`](DECISION_DURATION_SECONDS) | histogram | from the call to [`Client::should_consume`](crate::Client::should_consume) to its answer |
+//! | [`telepresence_kafka_decision_duration_seconds`](DECISION_DURATION_SECONDS) | histogram | how long a decision took to answer, a cache hit as 0 |
 //!
 //! Every metric has two labels:
 //!
@@ -26,9 +26,12 @@
 //!   production) records nothing and keeps its path free of I/O and
 //!   allocation; [`Client::stats`](crate::Client::stats) still counts its
 //!   decisions.
-//! - **The latency includes everything the caller waits for**: a cache hit
-//!   (near zero), the retries, and, for a held decision, the whole wait for
-//!   the API.
+//! - **The latency is what the caller waits for the API**: from the query
+//!   ready to send (as [`Client::should_consume`](crate::Client::should_consume)
+//!   returns) to the answer, the retries included and, for a held decision,
+//!   the whole wait for the API. A cache hit is recorded as 0: it takes well
+//!   under a microsecond, and two clock reads would cost a good part of
+//!   that; so does reading the message, which is not timed.
 //! - **Errors record nothing here**: a decision that returns an error
 //!   (failure policy [`Fail`](crate::FailurePolicy::Fail), a refused side)
 //!   is neither processed nor skipped; [`Stats::errors`](crate::Stats::errors)
@@ -42,11 +45,12 @@
 //!   was installed is reported to it from the next decision on. The metrics
 //!   are described (units and help texts) to each recorder the client
 //!   reports to.
-//! - **The cost**: once a topic has been seen, a decision allocates nothing
-//!   more; it reads the clock twice, looks the topic up in a small map and
-//!   adds to a few atomic counters (and whatever the exporter does with a
-//!   histogram sample). The first decision about a topic registers its
-//!   metrics with the recorder.
+//! - **The cost**: once a topic has been seen, the metrics allocate
+//!   nothing; a decision looks at which recorder is in force, looks the
+//!   topic up in a small map under a read lock and adds to a few atomic
+//!   counters (and the exporter does what it does with a histogram sample);
+//!   one that asks the API also reads the clock twice. The first decision
+//!   about a topic registers its metrics with the recorder.
 //!
 //! A decision is not a processed message: the stream adapter counts those in
 //! its `progress()`.
@@ -103,8 +107,9 @@ mod names {
     /// Counter: decisions that waited for a failing API, counted when they
     /// start waiting (failure policy `Hold`, and `Auto` on a workstation).
     pub const HELD_TOTAL: &str = "telepresence_kafka_held_total";
-    /// Histogram, in seconds: from the call to `should_consume` to its
-    /// answer, cache hits and held decisions included.
+    /// Histogram, in seconds: how long a decision waited for the API, from
+    /// its query ready to send to the answer, retries and holds included; a
+    /// cache hit as 0.
     ///
     /// Exporters that need buckets for a histogram take this name, e.g.
     /// `metrics-exporter-prometheus`'s `set_buckets_for_metric`.
@@ -128,7 +133,7 @@ mod names {
 mod recording {
     use std::collections::HashMap;
     use std::sync::Arc;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use ::metrics::{Counter, Histogram, Label, Recorder, Unit};
     use parking_lot::RwLock;
@@ -185,9 +190,6 @@ mod recording {
         duration: Histogram,
     }
 
-    /// When a decision started.
-    pub(crate) struct Started(Instant);
-
     /// A decision in flight: its topic's metrics, and when it started.
     pub(crate) struct Recording {
         handles: Arc<Handles>,
@@ -206,33 +208,21 @@ mod recording {
             }
         }
 
-        /// Starts timing a decision.
-        #[inline]
-        pub(crate) fn start(&self) -> Started {
-            Started(Instant::now())
-        }
-
-        /// Records a decision known without asking (a cache hit).
-        pub(crate) fn known<M: KafkaMessage + ?Sized>(
-            &self,
-            msg: &M,
-            answer: bool,
-            started: Started,
-        ) {
+        /// Records a decision known without asking (a cache hit) as taking
+        /// no time: it takes well under a microsecond, and reading the clock
+        /// twice would cost a good part of that.
+        pub(crate) fn known<M: KafkaMessage + ?Sized>(&self, msg: &M, answer: bool) {
             self.with_handles(msg.topic().unwrap_or(""), |handles| {
-                handles.answered(answer, false, started.0);
+                handles.answered(answer, false, Duration::ZERO);
             });
         }
 
-        /// The recording of a decision that asks the API.
-        pub(crate) fn asking<M: KafkaMessage + ?Sized>(
-            &self,
-            msg: &M,
-            started: Started,
-        ) -> Recording {
+        /// The recording of a decision about to ask the API: timed from
+        /// now.
+        pub(crate) fn asking<M: KafkaMessage + ?Sized>(&self, msg: &M) -> Recording {
             Recording {
                 handles: self.with_handles(msg.topic().unwrap_or(""), Arc::clone),
-                started: started.0,
+                started: Instant::now(),
             }
         }
 
@@ -311,7 +301,7 @@ mod recording {
             }
         }
 
-        fn answered(&self, answer: bool, fallback: bool, started: Instant) {
+        fn answered(&self, answer: bool, fallback: bool, took: Duration) {
             if answer {
                 self.processed.increment(1);
             } else {
@@ -320,7 +310,7 @@ mod recording {
             if fallback {
                 self.fallbacks.increment(1);
             }
-            self.duration.record(started.elapsed());
+            self.duration.record(took);
         }
     }
 
@@ -332,7 +322,8 @@ mod recording {
 
         /// The decision's answer, from the API or from the failure policy.
         pub(crate) fn answered(self, answer: bool, fallback: bool) {
-            self.handles.answered(answer, fallback, self.started);
+            self.handles
+                .answered(answer, fallback, self.started.elapsed());
         }
     }
 
@@ -362,7 +353,7 @@ mod recording {
         describe_histogram!(
             DECISION_DURATION_SECONDS,
             Unit::Seconds,
-            "Time from should_consume to its answer, cache hits and held decisions included."
+            "Time a decision waited for the Telepresence API, retries and holds included; 0 for a cache hit."
         );
     }
 }
@@ -373,7 +364,6 @@ mod recording {
     use crate::message::KafkaMessage;
 
     pub(crate) struct DecisionMetrics;
-    pub(crate) struct Started;
     pub(crate) struct Recording;
 
     impl DecisionMetrics {
@@ -382,15 +372,10 @@ mod recording {
         }
 
         #[inline(always)]
-        pub(crate) fn start(&self) -> Started {
-            Started
-        }
+        pub(crate) fn known<M: KafkaMessage + ?Sized>(&self, _: &M, _: bool) {}
 
         #[inline(always)]
-        pub(crate) fn known<M: KafkaMessage + ?Sized>(&self, _: &M, _: bool, _: Started) {}
-
-        #[inline(always)]
-        pub(crate) fn asking<M: KafkaMessage + ?Sized>(&self, _: &M, _: Started) -> Recording {
+        pub(crate) fn asking<M: KafkaMessage + ?Sized>(&self, _: &M) -> Recording {
             Recording
         }
     }
@@ -488,13 +473,13 @@ mod tests {
             HeaderList::default().topic("payments"),
         );
         let first = allocations();
-        metrics.known(&orders, true, metrics.start());
+        metrics.known(&orders, true);
         assert!(allocations() > first, "the first decision registers");
 
         let before = allocations();
         for _ in 0..1000 {
-            metrics.known(&orders, true, metrics.start());
-            let asking = metrics.asking(&orders, metrics.start());
+            metrics.known(&orders, true);
+            let asking = metrics.asking(&orders);
             asking.held();
             asking.answered(false, true);
         }
@@ -505,7 +490,7 @@ mod tests {
         assert_eq!(recorder.samples.0.load(Ordering::Relaxed), 1 + 2000);
 
         let before = allocations();
-        metrics.known(&payments, false, metrics.start());
+        metrics.known(&payments, false);
         assert!(allocations() > before, "a new topic registers");
     }
 }

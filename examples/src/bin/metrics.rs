@@ -9,7 +9,7 @@
 //! ```text
 //! telepresence_kafka_processed_total{side="workstation",topic="orders"} 10
 //! telepresence_kafka_skipped_total{side="workstation",topic="orders"} 20
-//! telepresence_kafka_decision_duration_seconds_bucket{side="workstation",topic="orders",le="0.025"} 16
+//! telepresence_kafka_decision_duration_seconds_bucket{side="workstation",topic="orders",le="0.025"} 30
 //! telepresence_kafka_decision_duration_seconds_count{side="workstation",topic="orders"} 30
 //! ```
 //!

@@ -227,15 +227,14 @@ impl Client {
             }
             State::Enabled(api) => api,
         };
-        let started = api.metrics.start();
         match api.plan_decision(msg) {
             Plan::Known(answer) => {
                 api.counters.decided(answer);
-                api.metrics.known(msg, answer, started);
+                api.metrics.known(msg, answer);
                 ShouldConsume::ready(answer)
             }
             Plan::Ask(query) => {
-                let recording = api.metrics.asking(msg, started);
+                let recording = api.metrics.asking(msg);
                 ShouldConsume::asking(api.decide(*query, recording))
             }
         }
