@@ -36,15 +36,14 @@
 //!   (failure policy [`Fail`](crate::FailurePolicy::Fail), a refused side)
 //!   is neither processed nor skipped; [`Stats::errors`](crate::Stats::errors)
 //!   counts failed calls.
-//! - **The recorder**: metrics go to the recorder in force, where
-//!   `should_consume` is called, when a topic is first decided: the global
-//!   one (installed by your exporter), or a local one
-//!   ([`metrics::with_local_recorder`]).
-//!   Install it at the start of the program, before the first message;
-//!   a client built earlier is fine, and a topic decided before the recorder
-//!   was installed is reported to it from the next decision on. The metrics
-//!   are described (units and help texts) to each recorder the client
-//!   reports to.
+//! - **The recorder**: metrics go to the recorder in force where and when
+//!   `should_consume` is called: the global one (installed by your
+//!   exporter), or a local one ([`metrics::with_local_recorder`]), which is
+//!   one thread's, for tests on a single-threaded runtime. Install it at the
+//!   start of the program, before the first message; a client built
+//!   earlier, even one that has decided already, reports to it from its next
+//!   decision on. The metrics are described (units and help texts) to each
+//!   recorder the client reports to.
 //! - **The cost**: once a topic has been seen, the metrics allocate
 //!   nothing; a decision looks at which recorder is in force, looks the
 //!   topic up in a small map under a read lock and adds to a few atomic
