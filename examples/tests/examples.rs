@@ -71,6 +71,7 @@ fn example(name: &str, server: Option<&MockServer>, kafka: Option<&EmbeddedKafka
         "producer" => env!("CARGO_BIN_EXE_producer"),
         "intercept_info" => env!("CARGO_BIN_EXE_intercept_info"),
         "invoicer" => env!("CARGO_BIN_EXE_invoicer"),
+        "metrics" => env!("CARGO_BIN_EXE_metrics"),
         other => panic!("no example {other}"),
     };
     let mut command = Command::new(path);
@@ -444,6 +445,140 @@ async fn a_multi_port_pod_told_its_container_port_splits_exactly() {
     stop(portless).await;
 }
 
+/// An address on loopback that nothing listens on, for an example to serve
+/// at.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The samples of a Prometheus scrape, by name and labels (sorted).
+#[derive(Debug, Default)]
+struct Scrape(std::collections::BTreeMap<(String, Vec<(String, String)>), f64>);
+
+impl Scrape {
+    /// `GET /metrics` over plain HTTP/1.1; `None` while nothing answers.
+    async fn get(address: &str) -> Option<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request =
+            format!("GET /metrics HTTP/1.1\r\nhost: {address}\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        Some(Self::parse(body))
+    }
+
+    /// Prometheus's text format, as far as these samples go: no comments,
+    /// no escapes in label values.
+    fn parse(text: &str) -> Self {
+        let mut samples = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("telepresence_kafka_"))
+        {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let mut labels: Vec<(String, String)> = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap();
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            labels.sort();
+            samples.insert((name.to_owned(), labels), value.parse().unwrap());
+        }
+        Self(samples)
+    }
+
+    /// The sample of `name` for `side` and the test's topic (0 when absent).
+    fn value(&self, name: &str, side: &str) -> f64 {
+        let labels = vec![
+            ("side".to_owned(), side.to_owned()),
+            ("topic".to_owned(), TOPIC.to_owned()),
+        ];
+        self.0
+            .get(&(name.to_owned(), labels))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Decisions made on `side`: processed and skipped.
+    fn decisions(&self, side: &str) -> f64 {
+        self.value("telepresence_kafka_processed_total", side)
+            + self.value("telepresence_kafka_skipped_total", side)
+    }
+}
+
+/// The metrics example, on both sides: Prometheus's scrape counts what each
+/// side processed and skipped of the 30 messages, under its side and the
+/// topic, and times every decision.
+#[tokio::test]
+async fn the_metrics_example_serves_each_sides_decisions_to_prometheus() {
+    let kafka = EmbeddedKafka::start(TOPIC, 2).unwrap();
+    produce(&kafka, 2, 30).await;
+    let (pod, workstation) = (api(Side::Agent).await, api(Side::Client).await);
+    let alice = ids(30, "alice").len() as f64;
+    let bob = ids(30, "bob").len() as f64;
+    let mut children = Vec::new();
+    for (server, side, processed, skipped) in [
+        (&pod, "cluster", bob, alice),
+        (&workstation, "workstation", alice, bob),
+    ] {
+        let address = free_address();
+        let child = example("metrics", Some(server), Some(&kafka))
+            .args(["--listen", &address])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push(child);
+        // Scraped until every message is decided (a condition, not a delay).
+        let scrape = tokio::time::timeout(PATIENCE, async {
+            loop {
+                if let Some(scrape) = Scrape::get(&address).await {
+                    if scrape.decisions(side) >= 30.0 {
+                        return scrape;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("every message is decided");
+        let value = |name: &str| scrape.value(name, side);
+        assert_eq!(
+            value("telepresence_kafka_processed_total"),
+            processed,
+            "{side}: {scrape:?}"
+        );
+        assert_eq!(value("telepresence_kafka_skipped_total"), skipped, "{side}");
+        assert_eq!(value("telepresence_kafka_fallbacks_total"), 0.0, "{side}");
+        assert_eq!(value("telepresence_kafka_held_total"), 0.0, "{side}");
+        assert_eq!(
+            value("telepresence_kafka_decision_duration_seconds_count"),
+            30.0,
+            "{side}: a histogram, with buckets"
+        );
+        assert!(
+            scrape.0.keys().any(|(name, labels)| {
+                name == "telepresence_kafka_decision_duration_seconds_bucket"
+                    && labels.contains(&("le".to_owned(), "0.001".to_owned()))
+            }),
+            "{side}: the example's buckets"
+        );
+    }
+    for child in children {
+        stop(child).await;
+    }
+}
+
 /// Every example says what it does and what it reads with `--help`, and
 /// starts nothing.
 #[tokio::test]
@@ -455,6 +590,7 @@ async fn every_example_answers_help_without_starting() {
         "producer",
         "intercept_info",
         "invoicer",
+        "metrics",
     ] {
         let output =
             tokio::time::timeout(PATIENCE, example(name, None, None).arg("--help").output())

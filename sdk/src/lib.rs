@@ -52,6 +52,9 @@
 //! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
 //! - `reqwest`: [`WithRouting`] for `reqwest::RequestBuilder`, to pass a
 //!   message's routing context on to the HTTP requests its handling makes.
+//! - `metrics`: an enabled client's decisions, fallbacks, held decisions and
+//!   their latency, by side and topic, on the `metrics` crate's facade, for
+//!   the exporter you already use: see [`metrics`](mod@metrics).
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -64,6 +67,12 @@ mod error;
 mod group;
 mod headers;
 mod message;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+/// The hooks of the `metrics` feature, which do nothing without it.
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 mod policy;
 mod routing;
 mod stats;

@@ -17,6 +17,7 @@ use crate::env::{self, EnvSettings};
 use crate::error::Error;
 use crate::headers::HeaderForwarding;
 use crate::message::MessageView;
+use crate::metrics::DecisionMetrics;
 use crate::policy::{FailurePolicy, OUTAGE_QUIET, OUTAGE_REMINDER, OutageMonitor};
 use crate::routing::Propagation;
 use crate::stats::Counters;
@@ -491,6 +492,7 @@ impl ClientBuilder {
             healthz: join(endpoint::HEALTHZ),
             base,
             caller: HeaderValue::from_str(&self.intercept_id).expect("validated above"),
+            metrics: DecisionMetrics::new(!self.intercept_id.is_empty()),
             intercept_id: self.intercept_id,
             counters: Counters::default(),
             container_port: self.container_port,

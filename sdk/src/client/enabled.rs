@@ -21,6 +21,7 @@ use crate::cache::DecisionCache;
 use crate::error::Error;
 use crate::headers::{Derived, HeaderForwarding, Offered};
 use crate::message::{KafkaMessage, MessageView};
+use crate::metrics::{DecisionMetrics, Recording};
 use crate::policy::{FailurePolicy, OnFailure, OutageMonitor, Outcome};
 use crate::routing::Propagation;
 use crate::stats::Counters;
@@ -39,6 +40,8 @@ pub(super) struct Enabled {
     /// Empty in the cluster.
     pub(super) intercept_id: String,
     pub(super) counters: Counters,
+    /// What the `metrics` feature reports; nothing without it.
+    pub(super) metrics: DecisionMetrics,
     /// The API's base URL, and the endpoints under it.
     pub(super) base: Url,
     pub(super) consume_here: Url,
@@ -194,8 +197,9 @@ impl Enabled {
         }
     }
 
-    /// Asks `/consume-here`; a failure goes to the failure policy.
-    pub(super) async fn decide(&self, query: Query) -> Result<bool, Error> {
+    /// Asks `/consume-here`; a failure goes to the failure policy. The
+    /// answer, from the API or the policy, is recorded in `recording`.
+    pub(super) async fn decide(&self, query: Query, recording: Recording) -> Result<bool, Error> {
         let counters = &self.counters;
         if let Err(error) = self.check_side_before_deciding().await {
             Counters::add(&counters.errors, 1);
@@ -234,6 +238,7 @@ impl Enabled {
                     }
                     span.record("answer", answer);
                     counters.decided(answer);
+                    recording.answered(answer, false);
                     return Ok(answer);
                 }
                 Err(error) => error,
@@ -246,6 +251,7 @@ impl Enabled {
                     span.record("fallback", true);
                     span.record("answer", answer);
                     counters.decided(answer);
+                    recording.answered(answer, true);
                     return Ok(answer);
                 }
                 OnFailure::Error => {
@@ -257,6 +263,7 @@ impl Enabled {
                     if !held {
                         held = true;
                         Counters::add(&counters.held, 1);
+                        recording.held();
                         span.record("held", true);
                     }
                     tracing::debug!(%error, wait = ?backoff, "holding the decision");

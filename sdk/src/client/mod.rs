@@ -220,8 +220,10 @@ impl Client {
     /// returns the error.
     ///
     /// The future borrows only the client, not the message. An answer known
-    /// without asking (a disabled client, a cache hit) is ready at once and
-    /// costs no allocation.
+    /// without asking (a disabled client, a cache hit) is ready at once; a
+    /// disabled client's costs no allocation. With the `metrics` feature, an
+    /// enabled client's first decision about a topic registers the topic's
+    /// metrics (see the `metrics` module).
     pub fn should_consume<M: KafkaMessage + ?Sized>(&self, msg: &M) -> ShouldConsume<'_> {
         let api = match &self.state {
             State::Disabled(disabled) => {
@@ -233,9 +235,13 @@ impl Client {
         match api.plan_decision(msg) {
             Plan::Known(answer) => {
                 api.counters.decided(answer);
+                api.metrics.known(msg, answer);
                 ShouldConsume::ready(answer)
             }
-            Plan::Ask(query) => ShouldConsume::asking(api.decide(*query)),
+            Plan::Ask(query) => {
+                let recording = api.metrics.asking(msg);
+                ShouldConsume::asking(api.decide(*query, recording))
+            }
         }
     }
 
