@@ -94,3 +94,45 @@ fn the_disabled_client_is_the_same_from_every_constructor() {
         assert_eq!(allocations() - before, 0);
     }
 }
+
+/// Passing the routing context on is free too, in production as on a
+/// workstation: the headers are borrowed from the message, and up to four
+/// fit on the stack.
+#[test]
+fn the_routing_context_of_a_message_costs_no_allocation() {
+    let tp = Client::builder()
+        .routing_headers(["x-dev", "x-tenant"])
+        .baggage(telepresence_kafka::Baggage::members(["x-dev"]))
+        .build()
+        .unwrap();
+    let message = OwnedMessage::new(
+        Some(b"payload".to_vec()),
+        None,
+        "orders".into(),
+        Timestamp::NotAvailable,
+        0,
+        0,
+        Some(
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "x-dev",
+                    value: Some("alice"),
+                })
+                .insert(Header {
+                    key: "traceparent",
+                    value: Some("00-1-2-01"),
+                })
+                .insert(Header {
+                    key: "baggage",
+                    value: Some("x-dev=alice,tenant=acme"),
+                }),
+        ),
+    );
+    let before = allocations();
+    for _ in 0..1000 {
+        let routing = tp.routing_headers(&message);
+        assert_eq!(routing.len(), 2);
+        std::hint::black_box(&routing);
+    }
+    assert_eq!(allocations() - before, 0, "allocations per routing context");
+}
