@@ -8,8 +8,10 @@ use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaErrorCode;
+use telepresence_kafka::stream::FilterContext;
 use telepresence_kafka::{Baggage, Client, ClientBuilder};
 
 /// An in-process Kafka: librdkafka's mock cluster, on a thread of its own
@@ -75,6 +77,45 @@ pub fn pipeline_client() -> anyhow::Result<Client> {
         .routing_headers(["x-dev"])
         .build()
         .context("configuring the Telepresence client")
+}
+
+/// A consumer for the stream adapter, subscribed to `topic`: brokers from
+/// `KAFKA_BROKERS`, the group `tp.group_id(KAFKA_GROUP or group)` (on a
+/// workstation, one of its own), `KAFKA_OPTIONS` applied last.
+pub fn filtered_consumer(
+    tp: &Client,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<StreamConsumer<FilterContext>> {
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "bootstrap.servers",
+            env_or("KAFKA_BROKERS", "localhost:9092"),
+        )
+        .set("group.id", tp.group_id(&env_or("KAFKA_GROUP", group)))
+        .set("auto.offset.reset", "earliest")
+        // The stream adapter stores offsets itself, only for messages that are
+        // done or deliberately skipped; commits then never lose a message.
+        .set("enable.auto.offset.store", "false");
+    apply_kafka_options(&mut config)?;
+    // The context tells the stream adapter of rebalances: it commits before
+    // partitions move and hands out nothing of a partition that left.
+    let consumer: StreamConsumer<FilterContext> = config
+        .create_with_context(FilterContext::default())
+        .context("creating the consumer")?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+/// Ctrl-C, or SIGTERM as Kubernetes sends it.
+pub async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM can be handled");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }
 
 /// The value of an environment variable, or `default` when unset or empty.

@@ -31,12 +31,12 @@ use std::pin::pin;
 use anyhow::Context;
 use clap::Parser;
 use futures_util::StreamExt;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::CommitMode;
 use rdkafka::message::{Headers, Message};
 use telepresence_kafka::ErrorKind;
-use telepresence_kafka::stream::FilterContext;
-use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging, pipeline_client};
+use telepresence_kafka_examples::{
+    env_or, filtered_consumer, init_logging, pipeline_client, shutdown_signal,
+};
 
 /// A Kafka consumer that cooperates with Telepresence intercepts: in the pod
 /// it processes what no intercept takes, on a workstation exactly what its
@@ -95,24 +95,8 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Ok(()) => {}
     }
 
-    let mut config = ClientConfig::new();
-    config
-        .set(
-            "bootstrap.servers",
-            env_or("KAFKA_BROKERS", "localhost:9092"),
-        )
-        .set("group.id", &group)
-        .set("auto.offset.reset", "earliest")
-        // The stream adapter stores offsets itself, only for messages that are
-        // done or deliberately skipped; commits then never lose a message.
-        .set("enable.auto.offset.store", "false");
-    apply_kafka_options(&mut config)?;
-    // The context tells the stream adapter of rebalances: it commits before
-    // partitions move and hands out nothing of a partition that left.
-    let consumer: StreamConsumer<FilterContext> = config
-        .create_with_context(FilterContext::default())
-        .context("creating the consumer")?;
-    consumer.subscribe(&[&topic])?;
+    // Offsets stored by the stream adapter, rebalances heard: see the helper.
+    let consumer = filtered_consumer(&tp, "orders", &topic)?;
 
     let mut messages = tp.filter_stream(&consumer, 32);
     let mut shutdown = pin!(shutdown_signal());
@@ -183,13 +167,4 @@ fn handle(message: &impl Message) {
             .as_deref()
             .unwrap_or(""),
     );
-}
-
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be handled");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

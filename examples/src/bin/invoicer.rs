@@ -31,12 +31,13 @@ use anyhow::Context;
 use clap::Parser;
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::CommitMode;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use telepresence_kafka::stream::FilterContext;
 use telepresence_kafka::{Client, ErrorKind, WithRouting};
-use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging, pipeline_client};
+use telepresence_kafka_examples::{
+    env_or, filtered_consumer, init_logging, pipeline_client, shutdown_signal,
+};
 
 /// Reads orders and writes an invoice for each order this side processes,
 /// carrying the order's routing context.
@@ -67,17 +68,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let group = tp.group_id(&env_or("KAFKA_GROUP", "invoicer"));
     tracing::info!(telepresence = tp.is_enabled(), %group, %orders, %invoices, "starting");
 
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", &group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.offset.store", "false");
-    apply_kafka_options(&mut config)?;
-    let consumer: StreamConsumer<FilterContext> = config
-        .create_with_context(FilterContext::default())
-        .context("creating the consumer")?;
-    consumer.subscribe(&[&orders])?;
+    let consumer = filtered_consumer(&tp, "invoicer", &orders)?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
@@ -138,13 +129,4 @@ async fn invoice(
         String::from_utf8_lossy(payload),
     );
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be handled");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }

@@ -28,13 +28,11 @@ use anyhow::Context;
 use clap::Parser;
 use futures_util::StreamExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::CommitMode;
 use rdkafka::message::Message;
 use telepresence_kafka::metrics::DECISION_DURATION_SECONDS;
-use telepresence_kafka::stream::FilterContext;
 use telepresence_kafka::{Client, ErrorKind};
-use telepresence_kafka_examples::{apply_kafka_options, env_or, init_logging};
+use telepresence_kafka_examples::{env_or, filtered_consumer, init_logging, shutdown_signal};
 
 /// Bounds of the decision latency's buckets, in seconds: a cache hit, an
 /// answer over loopback, retries, and decisions held through an outage.
@@ -76,20 +74,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
 
     let tp = Client::from_env().context("reading Telepresence's environment")?;
     let topic = env_or("KAFKA_TOPIC", "orders");
-    let mut config = ClientConfig::new();
-    config
-        .set(
-            "bootstrap.servers",
-            env_or("KAFKA_BROKERS", "localhost:9092"),
-        )
-        .set("group.id", tp.group_id(&env_or("KAFKA_GROUP", "orders")))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.offset.store", "false");
-    apply_kafka_options(&mut config)?;
-    let consumer: StreamConsumer<FilterContext> = config
-        .create_with_context(FilterContext::default())
-        .context("creating the consumer")?;
-    consumer.subscribe(&[&topic])?;
+    let consumer = filtered_consumer(&tp, "orders", &topic)?;
 
     let mut messages = tp.filter_stream(&consumer, 32);
     let mut shutdown = pin!(shutdown_signal());
@@ -114,14 +99,4 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     }
     messages.commit(CommitMode::Sync).context("committing")?;
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// Ctrl-C, or SIGTERM as Kubernetes sends it.
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM can be handled");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }
