@@ -1,7 +1,9 @@
 //! `tpk-load kafka`: a consumer's throughput with and without the SDK, on the
 //! demo's workload, through librdkafka's in-process mock cluster.
 //!
-//! Both runs read the same topic in fresh consumer groups. The baseline reads
+//! Both runs read the same topic from the start, every partition assigned
+//! (offsets committed to a group of their own; no group protocol, whose
+//! coordination in the mock cluster sometimes stalls). The baseline reads
 //! every message and does nothing else; the other is a workstation consumer:
 //! the stream adapter asks the (in-process) mock API about every message,
 //! up to `--depth` at once, and marks what it hands out done.
@@ -170,8 +172,8 @@ async fn produce(bootstrap: &str, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads `count` messages in a new group; the clock starts at the first one,
-/// so the group's start-up is not counted.
+/// Reads `--messages` messages, every partition assigned, in a group of its
+/// own; the clock starts at the first one, so the start-up is not counted.
 async fn drain(
     bootstrap: &str,
     args: &KafkaArgs,
