@@ -95,6 +95,9 @@ impl Enabled {
 
     /// The `/consume-here` query for `msg`, or its answer from the cache.
     pub(super) fn plan_decision<M: KafkaMessage + ?Sized>(&self, msg: &M) -> Plan {
+        if let Some(plan) = self.plan_from_cache_key(msg) {
+            return plan;
+        }
         self.read(msg, |headers, path| {
             let cache_key = match &self.cache {
                 None => None,
@@ -114,6 +117,36 @@ impl Enabled {
                 cache_key,
             )))
         })
+    }
+
+    /// With a cache, the key needs only the routing headers, which usually
+    /// come first: reading the headers one at a time (through librdkafka, a
+    /// call each) stops at them, and a hit reads no more. Derived headers,
+    /// and a path taken from the headers, need all of them: `None`, and the
+    /// full read decides.
+    fn plan_from_cache_key<M: KafkaMessage + ?Sized>(&self, msg: &M) -> Option<Plan> {
+        let cache = self.cache.as_ref()?;
+        if self.derives {
+            return None;
+        }
+        let path = match msg.path() {
+            Some(path) => Some(Cow::Borrowed(path)),
+            None => self.path.resolve_from_topic(msg.topic())?,
+        };
+        let own = msg.headers().map(|(k, v)| (k, v.unwrap_or_default()));
+        let key = cache.key(path.as_deref(), own);
+        if let Some(answer) = cache.get(&key) {
+            Counters::add(&self.counters.cache_hits, 1);
+            return Some(Plan::Known(answer));
+        }
+        Some(self.read(msg, |headers, path| {
+            Plan::Ask(Box::new(self.query(
+                &self.consume_here,
+                path,
+                headers,
+                Some(key),
+            )))
+        }))
     }
 
     /// The `/intercept-info` query for `msg` (never cached).

@@ -60,11 +60,23 @@ impl PathSource {
     /// The path for this message, borrowed when it can be.
     pub(super) fn resolve<'m>(&'m self, view: &MessageView<'m>) -> Option<Cow<'m, str>> {
         match self {
-            Self::None => None,
-            Self::Fixed(path) => Some(Cow::Borrowed(path)),
-            Self::Topic => view.topic().map(Cow::Borrowed),
             Self::Header(name) => view.header(name).map(String::from_utf8_lossy),
             Self::Custom(f) => f(view).map(Cow::Owned),
+            _ => self.resolve_from_topic(view.topic())?,
+        }
+    }
+
+    /// The path of a message with this topic, when the source does not read
+    /// headers (`None` when it does).
+    pub(super) fn resolve_from_topic<'m>(
+        &'m self,
+        topic: Option<&'m str>,
+    ) -> Option<Option<Cow<'m, str>>> {
+        match self {
+            Self::None => Some(None),
+            Self::Fixed(path) => Some(Some(Cow::Borrowed(path))),
+            Self::Topic => Some(topic.map(Cow::Borrowed)),
+            Self::Header(_) | Self::Custom(_) => None,
         }
     }
 }
