@@ -934,9 +934,13 @@ impl<'m> Position<'m> {
     }
 }
 
+/// The tracker's maps are looked up for every message: a fast hasher, seeded
+/// per process (topic names and partition numbers come from the broker).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Tracker {
-    topics: HashMap<String, HashMap<i32, Partition>>,
+    topics: FastMap<String, FastMap<i32, Partition>>,
     /// Whether some partition has an offset to store.
     unstored: bool,
     /// For a transactional stream: the offsets made safe and not yet sent
@@ -981,7 +985,7 @@ impl Tracker {
     /// rebalance or a seek): what was tracked no longer applies.
     fn receive(&mut self, at: &Position<'_>) -> &mut Partition {
         if !self.topics.contains_key(at.topic) {
-            self.topics.insert(at.topic.to_owned(), HashMap::new());
+            self.topics.insert(at.topic.to_owned(), FastMap::default());
         }
         let partitions = self.topics.get_mut(at.topic).expect("inserted above");
         let partition = partitions.entry(at.partition).or_default();
