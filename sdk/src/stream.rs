@@ -22,7 +22,7 @@
 //! it has not handed out yet, so that their new owner is the only one to
 //! process them.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -950,8 +950,11 @@ struct Tracker {
 
 #[derive(Debug, Default)]
 struct Partition {
-    /// Handed out, not yet done.
-    pending: BTreeSet<i64>,
+    /// Handed out, not yet done, in ascending order: a partition's messages
+    /// are handed out in order (a lower offset means a rewind, which starts
+    /// the partition over), and mostly done in order, so the front is what
+    /// goes.
+    pending: VecDeque<i64>,
     /// The highest offset skipped or done.
     finished: Option<i64>,
     /// The next offset last made safe.
@@ -962,12 +965,12 @@ struct Partition {
 
 impl Partition {
     fn highest_seen(&self) -> Option<i64> {
-        self.finished.max(self.pending.last().copied())
+        self.finished.max(self.pending.back().copied())
     }
 
     /// The next offset up to which everything is finished, if it moved.
     fn advance(&mut self) -> Option<i64> {
-        let next = match self.pending.first() {
+        let next = match self.pending.front() {
             Some(&first) => first,
             None => self.finished? + 1,
         };
@@ -1055,7 +1058,7 @@ impl Tracker {
     }
 
     fn handed_out(&mut self, at: &Position<'_>) {
-        self.receive(at).pending.insert(at.offset);
+        self.receive(at).pending.push_back(at.offset);
     }
 
     /// Notes a skipped message; what it made safe is stored later, in a batch.
@@ -1073,9 +1076,10 @@ impl Tracker {
     /// Notes a processed message; what it made safe is stored at once.
     fn done(&mut self, at: &Position<'_>) -> Option<i64> {
         let partition = self.topics.get_mut(at.topic)?.get_mut(&at.partition)?;
-        if !partition.pending.remove(&at.offset) {
+        let Ok(index) = partition.pending.binary_search(&at.offset) else {
             return None;
-        }
+        };
+        partition.pending.remove(index);
         partition.finished = partition.finished.max(Some(at.offset));
         let next = partition.advance();
         if next.is_some() {
