@@ -79,6 +79,16 @@ fn sdk(server: &MockServer) -> Client {
         .unwrap()
 }
 
+/// The workstation's client with a decision cache keyed by `x-dev`.
+fn cached_sdk(server: &MockServer, ttl: Duration) -> Client {
+    Client::builder()
+        .api_url(server.url())
+        .intercept_id(ID)
+        .decision_cache(ttl, ["x-dev"])
+        .build()
+        .unwrap()
+}
+
 fn disabled(c: &mut Criterion) {
     let tp = Client::disabled();
     let message = HeaderList::new(HEADERS).topic("orders");
@@ -236,12 +246,7 @@ impl Message for Borrowed<'_> {
 fn bookkeeping(c: &mut Criterion) {
     let server = server();
     let rt = runtime();
-    let cached = Client::builder()
-        .api_url(server.url())
-        .intercept_id(ID)
-        .decision_cache(Duration::from_secs(3600), ["x-dev"])
-        .build()
-        .unwrap();
+    let cached = cached_sdk(&server, Duration::from_secs(3600));
     const BATCH: usize = 4096;
     // Offsets rise through the batch, as a partition's do.
     let batch = messages(BATCH);
@@ -278,12 +283,7 @@ fn bookkeeping(c: &mut Criterion) {
 fn cache(c: &mut Criterion) {
     let server = server();
     let rt = runtime();
-    let cached = Client::builder()
-        .api_url(server.url())
-        .intercept_id(ID)
-        .decision_cache(Duration::from_secs(3600), ["x-dev"])
-        .build()
-        .unwrap();
+    let cached = cached_sdk(&server, Duration::from_secs(3600));
     let message = HeaderList::new(HEADERS);
     rt.block_on(cached.should_consume(&message)).unwrap();
     c.bench_function("cache/hit", |b| {
@@ -291,12 +291,7 @@ fn cache(c: &mut Criterion) {
             .iter(|| async { cached.should_consume(&message).await.unwrap() })
     });
     // A miss every time: a TTL of zero expires every answer at once.
-    let missing = Client::builder()
-        .api_url(server.url())
-        .intercept_id(ID)
-        .decision_cache(Duration::ZERO, ["x-dev"])
-        .build()
-        .unwrap();
+    let missing = cached_sdk(&server, Duration::ZERO);
     c.bench_function("cache/miss", |b| {
         b.to_async(&rt)
             .iter(|| async { missing.should_consume(&message).await.unwrap() })
