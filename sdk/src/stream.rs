@@ -871,22 +871,28 @@ impl Offsets<'_> {
             return;
         }
         tracker.unstored = false;
+        let Tracker {
+            topics,
+            transaction,
+            ..
+        } = &mut *tracker;
         let mut list = TopicPartitionList::new();
-        for (topic, partitions) in &mut tracker.topics {
+        for (topic, partitions) in topics {
             for (&partition, state) in partitions.iter_mut() {
-                if let Some(next) = state.unstored.take() {
+                let Some(next) = state.unstored.take() else {
+                    continue;
+                };
+                match transaction {
+                    Some(waiting) => wait_for_transaction(waiting, topic, partition, next),
                     // Only fails for an invalid partition number, which a
                     // received message cannot have.
-                    let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
+                    None => {
+                        let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
+                    }
                 }
             }
         }
-        if tracker.is_transactional() {
-            for element in list.elements() {
-                if let Offset::Offset(next) = element.offset() {
-                    tracker.for_transaction(element.topic(), element.partition(), next);
-                }
-            }
+        if transaction.is_some() {
             return;
         }
         match self.store.store_offsets(&list) {
@@ -896,6 +902,22 @@ impl Offsets<'_> {
             }
         }
     }
+}
+
+/// Keeps `next` for one partition in a transaction's waiting offsets, unless
+/// a later one is there.
+fn wait_for_transaction(
+    waiting: &mut HashMap<String, HashMap<i32, i64>>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) {
+    if !waiting.contains_key(topic) {
+        waiting.insert(topic.to_owned(), HashMap::new());
+    }
+    let partitions = waiting.get_mut(topic).expect("inserted above");
+    let slot = partitions.entry(partition).or_insert(next);
+    *slot = (*slot).max(next);
 }
 
 /// Stores `next` (the next offset to read) for one partition. A partition
@@ -1007,15 +1029,9 @@ impl Tracker {
 
     /// Keeps `next` for the next transaction.
     fn for_transaction(&mut self, topic: &str, partition: i32, next: i64) {
-        let Some(waiting) = &mut self.transaction else {
-            return;
-        };
-        if !waiting.contains_key(topic) {
-            waiting.insert(topic.to_owned(), HashMap::new());
+        if let Some(waiting) = &mut self.transaction {
+            wait_for_transaction(waiting, topic, partition, next);
         }
-        let partitions = waiting.get_mut(topic).expect("inserted above");
-        let slot = partitions.entry(partition).or_insert(next);
-        *slot = (*slot).max(next);
     }
 
     /// Forgets the offsets sent to a transaction, unless a later one came
