@@ -27,39 +27,32 @@ use telepresence_api::endpoint;
 
 /// What a path is, once routed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     Healthz,
     Ask(Question),
     /// Any other path: Go's 404, or its redirect to the cleaned path.
     Unknown,
 }
 
-pub(crate) async fn healthz(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    handle(&state, Endpoint::Healthz, request).await
+impl Endpoint {
+    /// The API endpoint `path` names exactly, if any. Telepresence 2.4 had
+    /// no `/intercept-info`: for it, that path is unknown like any other.
+    pub(crate) fn of(state: &ServerState, path: &str) -> Option<Self> {
+        match path {
+            endpoint::HEALTHZ => Some(Self::Healthz),
+            endpoint::CONSUME_HERE => Some(Self::Ask(Question::ConsumeHere)),
+            endpoint::INTERCEPT_INFO if state.rules.serves_intercept_info => {
+                Some(Self::Ask(Question::InterceptInfo))
+            }
+            _ => None,
+        }
+    }
 }
 
-pub(crate) async fn consume_here(
-    State(state): State<Arc<ServerState>>,
-    request: Request,
-) -> Response {
-    handle(&state, Endpoint::Ask(Question::ConsumeHere), request).await
-}
-
-/// Telepresence 2.4 had no `/intercept-info`: Go's 404, like any unknown path.
-pub(crate) async fn intercept_info(
-    State(state): State<Arc<ServerState>>,
-    request: Request,
-) -> Response {
-    let endpoint = if state.rules.serves_intercept_info {
-        Endpoint::Ask(Question::InterceptInfo)
-    } else {
-        Endpoint::Unknown
-    };
-    handle(&state, endpoint, request).await
-}
-
+/// The router's fallback: every path that is not the API's or the admin API's.
 pub(crate) async fn not_found(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    handle(&state, Endpoint::Unknown, request).await
+    let connection = request.extensions().get::<Connection>().cloned();
+    handle(&state, Endpoint::Unknown, request, connection).await
 }
 
 /// What one request came to: what the client gets and what the journal keeps.
@@ -98,7 +91,13 @@ impl Outcome {
     }
 }
 
-async fn handle(state: &Arc<ServerState>, endpoint: Endpoint, request: Request) -> Response {
+/// Serves one request to `endpoint`, which came on `connection`.
+pub(crate) async fn handle(
+    state: &Arc<ServerState>,
+    endpoint: Endpoint,
+    request: Request,
+    connection: Option<Connection>,
+) -> Response {
     let started_ms = Journal::now_ms();
     let (parts, body) = request.into_parts();
     let mut fault = state.faults.next(parts.uri.path(), &parts.headers);
@@ -112,7 +111,7 @@ async fn handle(state: &Arc<ServerState>, endpoint: Endpoint, request: Request) 
         None => answer(state, endpoint, &parts, body).await,
     };
     let outcome = Outcome { fault, ..outcome };
-    finish(state, started_ms, &parts, outcome).await
+    finish(state, started_ms, &parts, connection.as_ref(), outcome).await
 }
 
 /// The reply a fault makes instead of the endpoint's answer; none when it
@@ -262,8 +261,14 @@ async fn decide_anywhere(
 }
 
 /// Where every request ends: its outcome is recorded, then sent.
-async fn finish(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome) -> Response {
-    match record(state, started_ms, parts, outcome) {
+async fn finish(
+    state: &ServerState,
+    started_ms: u64,
+    parts: &Parts,
+    connection: Option<&Connection>,
+    outcome: Outcome,
+) -> Response {
+    match record(state, started_ms, parts, connection, outcome) {
         Reply::Answer(answer) => {
             tracing::debug!(
                 method = %parts.method,
@@ -274,12 +279,18 @@ async fn finish(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Ou
             );
             answer.into_response()
         }
-        Reply::Close => close_connection(parts).await,
+        Reply::Close => close_connection(connection).await,
     }
 }
 
 /// Keeps the outcome in the journal, when it is on; gives back the reply.
-fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome) -> Reply {
+fn record(
+    state: &ServerState,
+    started_ms: u64,
+    parts: &Parts,
+    connection: Option<&Connection>,
+    outcome: Outcome,
+) -> Reply {
     let Outcome {
         reply,
         path,
@@ -304,7 +315,7 @@ fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome)
     let (data, complete) = journal::pack(&path, &container_port, &parts.headers);
     state.journal.record(RawEntry {
         unix_ms: started_ms,
-        connection: parts.extensions.get::<Connection>().map_or(0, |c| c.id),
+        connection: connection.map_or(0, |c| c.id),
         method: parts.method.clone(),
         endpoint,
         data,
@@ -322,8 +333,8 @@ fn record(state: &ServerState, started_ms: u64, parts: &Parts, outcome: Outcome)
 }
 
 /// Drops the connection without an answer; the request never completes.
-async fn close_connection(parts: &Parts) -> Response {
-    match parts.extensions.get::<Connection>() {
+async fn close_connection(connection: Option<&Connection>) -> Response {
+    match connection {
         Some(connection) => {
             connection.close();
             std::future::pending().await

@@ -11,7 +11,7 @@ use crate::config;
 use crate::error::Error;
 use crate::journal::{DEFAULT_JOURNAL_BYTES, DEFAULT_JOURNAL_CAPACITY, Journal};
 use crate::limits::Limits;
-use crate::router::{self, AdminAccess};
+use crate::router::{AdminAccess, Routes};
 use crate::serve;
 use crate::state::{Mocked, ServerState};
 use telepresence_api::env::ConsumerEnv;
@@ -193,7 +193,7 @@ impl MockServerBuilder {
         let limits = state.limits.clone();
         let task = tokio::spawn(serve::serve(
             listener,
-            router::router(state.clone(), &access),
+            Routes::new(state.clone(), &access),
             limits,
             async {
                 let _ = rx.await;
@@ -222,12 +222,12 @@ impl MockServerBuilder {
             error,
         })?;
         let (tx, rx) = oneshot::channel();
-        let router = router::router(state.clone(), &access);
+        let routes = Routes::new(state.clone(), &access);
         let limits = state.limits.clone();
         let thread = std::thread::Builder::new()
             .name(format!("mock-server-{}", address.port()))
             .spawn(move || {
-                runtime.block_on(serve::serve(listener, router, limits, async {
+                runtime.block_on(serve::serve(listener, routes, limits, async {
                     let _ = rx.await;
                 }));
             })

@@ -294,6 +294,9 @@ impl Journal {
         if self.capacity == 0 || self.budget == 0 {
             return;
         }
+        // Usually one entry makes room for the next: kept without a Vec,
+        // whose allocation would be the only one here.
+        let mut evicted_first = None;
         let mut evicted = Vec::new();
         {
             let mut ring = self.state.lock();
@@ -315,14 +318,17 @@ impl Journal {
             {
                 if let Some((_, old)) = ring.entries.pop_front() {
                     ring.bytes -= old.size();
-                    evicted.push(old);
+                    match evicted_first {
+                        None => evicted_first = Some(old),
+                        Some(_) => evicted.push(old),
+                    }
                 }
             }
             ring.bytes += size;
             ring.entries.push_back((seq, entry));
         }
         // Freed outside the lock.
-        drop(evicted);
+        drop((evicted_first, evicted));
     }
 
     /// The entries with a sequence number above `after` (and for `endpoint`

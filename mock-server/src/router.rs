@@ -5,10 +5,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::body::Body;
+use axum::response::Response;
+use axum::routing::get;
+use hyper::body::Incoming;
+use tower::ServiceExt;
 
+use crate::admin;
+use crate::api::{self, Endpoint};
+use crate::serve::Connection;
 use crate::state::ServerState;
-use crate::{admin, api};
 
 /// Who may use the `/_mock/` admin API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,21 +27,52 @@ pub(crate) enum AdminAccess {
     Token(Arc<str>),
 }
 
-/// The whole server: the API, the admin API as `access` allows, and Go's 404
-/// (or redirect) for every other path.
-pub(crate) fn router(state: Arc<ServerState>, access: &AdminAccess) -> Router {
-    let api = Router::new()
-        .route("/healthz", any(api::healthz))
-        .route("/consume-here", any(api::consume_here))
-        .route("/intercept-info", any(api::intercept_info));
-    let router = match access {
-        AdminAccess::Off => api,
-        AdminAccess::Open => api.merge(admin_router()),
-        AdminAccess::Token(token) => api.merge(admin_router().layer(
-            axum::middleware::from_fn_with_state(token.clone(), admin::require_token),
-        )),
-    };
-    router.fallback(api::not_found).with_state(state)
+/// The whole server: the API (its three paths, any method), the admin API as
+/// `access` allows, and Go's 404 (or redirect) for every other path.
+///
+/// The API's paths are matched first, by name: one request per message is
+/// the load this server is measured by, and a generic router's boxed
+/// services cost those requests a tenth of the server's own time (`perf`,
+/// `wrk` at 64 connections). The rest goes through axum.
+#[derive(Clone)]
+pub(crate) struct Routes {
+    state: Arc<ServerState>,
+    others: Router,
+}
+
+impl Routes {
+    pub(crate) fn new(state: Arc<ServerState>, access: &AdminAccess) -> Self {
+        let others = match access {
+            AdminAccess::Off => Router::new(),
+            AdminAccess::Open => admin_router(),
+            AdminAccess::Token(token) => admin_router().layer(
+                axum::middleware::from_fn_with_state(token.clone(), admin::require_token),
+            ),
+        };
+        let others = others.fallback(api::not_found).with_state(state.clone());
+        Self { state, others }
+    }
+
+    /// Answers one request that came on `connection`.
+    pub(crate) async fn call(
+        self,
+        mut request: hyper::Request<Incoming>,
+        connection: Connection,
+    ) -> Response {
+        match Endpoint::of(&self.state, request.uri().path()) {
+            Some(endpoint) => {
+                let request = request.map(Body::new);
+                api::handle(&self.state, endpoint, request, Some(connection)).await
+            }
+            None => {
+                request.extensions_mut().insert(connection);
+                match self.others.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }
+        }
+    }
 }
 
 /// The admin API, under `/_mock`.

@@ -8,15 +8,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use std::convert::Infallible;
+
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
-use tower::ServiceExt;
 
 use crate::limits::{Limits, MIN_HEADER_BYTES};
+use crate::router::Routes;
 
 /// How long shutdown waits for requests in flight before it gives up on them.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,11 +37,11 @@ impl Connection {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets the
+/// Serves `routes` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish (up to [`SHUTDOWN_GRACE`]).
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    routes: Routes,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
@@ -81,10 +82,10 @@ pub(crate) async fn serve(
             id: accepted,
             kill: kill.clone(),
         };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(connection.clone());
-            router.clone().oneshot(req)
+        let routes = routes.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let answer = routes.clone().call(request, connection.clone());
+            async move { Ok::<_, Infallible>(answer.await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
