@@ -298,11 +298,19 @@ fn cache(c: &mut Criterion) {
     });
 }
 
-/// The query a hand-written helper sends: the caller ID and every header
-/// that HTTP can carry.
+/// The query a hand-written helper sends, the same as the SDK's: the path
+/// from `x-path`, the caller ID and every header that HTTP can carry.
 async fn hand_written_query(client: &reqwest::Client, url: &str) -> bool {
+    let path = HEADERS
+        .iter()
+        .find(|(key, _)| *key == "x-path")
+        .and_then(|(_, value)| std::str::from_utf8((*value)?).ok())
+        .unwrap();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("path", path)
+        .finish();
     let mut request = client
-        .get(format!("{url}/consume-here"))
+        .get(format!("{url}/consume-here?{query}"))
         .header("x-telepresence-caller-intercept-id", ID);
     for (key, value) in HEADERS {
         if let Some(value) = value.and_then(|v| reqwest::header::HeaderValue::from_bytes(v).ok()) {
@@ -327,6 +335,9 @@ fn side_by_side(c: &mut Criterion) {
     // A plain `reqwest::Client` with default settings, shared across queries.
     let plain = reqwest::Client::new();
     let message = HeaderList::new(HEADERS);
+    // The same question, the same answer: alice's order is the workstation's.
+    assert!(rt.block_on(tp.should_consume(&message)).unwrap());
+    assert!(rt.block_on(hand_written_query(&plain, &url)));
     let mut group = c.benchmark_group("compare");
     group.bench_function("sdk", |b| {
         b.to_async(&rt)

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::net::Ipv6Addr;
 
-use reqwest::Url;
+use url::Url;
 
 use crate::error::Error;
 

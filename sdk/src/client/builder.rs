@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderValue;
-use reqwest::Url;
+use url::Url;
 
 use super::enabled::Enabled;
 use super::path::PathSource;
@@ -475,6 +475,7 @@ impl ClientBuilder {
             Error::config(format!("{reason}{why}"))
         })?;
         let transport = Transport::new(
+            &base,
             self.connect_timeout,
             self.timeout,
             self.retries,

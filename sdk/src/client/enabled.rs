@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue};
-use reqwest::Url;
 use smallvec::SmallVec;
 use tracing::Instrument;
+use url::Url;
 
 use super::path::PathSource;
 use super::side::SideVerdict;

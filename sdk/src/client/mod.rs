@@ -20,7 +20,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use reqwest::Url;
+use url::Url;
 
 pub use self::builder::ClientBuilder;
 pub use self::decision::ShouldConsume;
