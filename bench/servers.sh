@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The mock server against a Go net/http peer with the same handlers and
-# matching rules, in the same run, on this machine; then the mock server's
-# memory, start-up time and image size. Results: bench/results/servers.jsonl.
+# matching rules, in the same run, on this machine, driven by two load
+# generators (the project's own and wrk, a lean C client with one thread);
+# then the mock server's memory, start-up time and image size.
+# Results: bench/results/servers.jsonl.
 #
-#   bench/servers.sh [ROUNDS=3] [SECONDS=10]
+#   bench/servers.sh [ROUNDS=3] [SECONDS=5]
 #
-# Needs Go (Debian: apt-get install golang-go) for the peer.
+# Needs Go and wrk (Debian: apt-get install golang-go wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-seconds=${2:-10}
+seconds=${2:-5}
 out=bench/results/servers.jsonl
 : > "$out"
 
@@ -35,12 +37,18 @@ echo "{\"kind\":\"idle_rss\",\"server\":\"mock\",\"kib\":$idle_kib}" >> "$out"
 
 # Interleaved rounds, so that both servers see the same machine conditions.
 for round in $(seq "$rounds"); do
-    for c in 1 8 64; do
-        for server in mock:9980 go:9981; do
-            name=${server%%:*}; port=${server##*:}
-            result=$($load run --url "http://127.0.0.1:$port" --concurrency "$c" --duration "${seconds}s" --json)
-            echo "{\"kind\":\"throughput\",\"server\":\"$name\",\"round\":$round,\"result\":$result}" >> "$out"
-            echo "round $round, $name, concurrency $c: $(echo "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["rps"]), "req/s, p99", r["latency_us"]["p99"], "us")')"
+    for c in 1 8 64 256; do
+        for tool in tpk-load wrk; do
+            for server in mock:9980 go:9981; do
+                name=${server%%:*}; port=${server##*:}
+                if [ "$tool" = wrk ]; then
+                    result=$(WRK_CONNECTIONS=$c wrk -t1 -c"$c" -d"${seconds}s" -s bench/consume-here.lua "http://127.0.0.1:$port" | tail -n 1)
+                else
+                    result=$($load run --url "http://127.0.0.1:$port" --concurrency "$c" --duration "${seconds}s" --json)
+                fi
+                echo "{\"kind\":\"throughput\",\"tool\":\"$tool\",\"server\":\"$name\",\"round\":$round,\"result\":$result}" >> "$out"
+                echo "round $round, $tool, $name, concurrency $c: $(echo "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["rps"]), "req/s, p99", r["latency_us"]["p99"], "us")')"
+            done
         done
     done
 done

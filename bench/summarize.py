@@ -26,27 +26,34 @@ def spread(values, fmt):
 lines = []
 servers = load("servers.jsonl")
 if servers:
-    lines += ["### Mock server and Go peer, `/consume-here`", "",
-              "| concurrency | server | req/s | p50 µs | p99 µs | max µs |",
-              "| --- | --- | --- | --- | --- | --- |"]
     runs = [s for s in servers if s["kind"] == "throughput"]
     ratios = {}
-    for c in sorted({s["result"]["concurrency"] for s in runs}):
-        medians = {}
-        for server in ["mock", "go"]:
-            rs = [s["result"] for s in runs if s["server"] == server and s["result"]["concurrency"] == c]
-            if not rs:
-                continue
-            medians[server] = statistics.median(r["rps"] for r in rs)
-            lines.append(
-                f"| {c} | {server} | {spread([r['rps'] for r in rs], lambda v: f'{v:,.0f}')} "
-                f"| {spread([r['latency_us']['p50'] for r in rs], lambda v: f'{v:.0f}')} "
-                f"| {spread([r['latency_us']['p99'] for r in rs], lambda v: f'{v:.0f}')} "
-                f"| {spread([r['latency_us']['max'] for r in rs], lambda v: f'{v:.0f}')} |")
-        if "mock" in medians and "go" in medians:
-            ratios[c] = medians["mock"] / medians["go"]
-    lines += ["", "| concurrency | mock / go throughput (medians) |", "| --- | --- |"]
-    lines += [f"| {c} | {r:.2f}x |" for c, r in ratios.items()]
+    for tool in ["tpk-load", "wrk"]:
+        by_tool = [s for s in runs if s.get("tool", "tpk-load") == tool]
+        if not by_tool:
+            continue
+        lines += [f"### Mock server and Go peer, `/consume-here`, load from {tool}", "",
+                  "| concurrency | server | req/s | p50 µs | p99 µs | max µs |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for c in sorted({s["result"]["concurrency"] for s in by_tool}):
+            medians = {}
+            for server in ["mock", "go"]:
+                rs = [s["result"] for s in by_tool if s["server"] == server and s["result"]["concurrency"] == c]
+                if not rs:
+                    continue
+                medians[server] = statistics.median(r["rps"] for r in rs)
+                errors = sum(r.get("errors", 0) for r in rs)
+                label = f"{server} ({errors} errors)" if errors else server
+                lines.append(
+                    f"| {c} | {label} | {spread([r['rps'] for r in rs], lambda v: f'{v:,.0f}')} "
+                    f"| {spread([r['latency_us']['p50'] for r in rs], lambda v: f'{v:.0f}')} "
+                    f"| {spread([r['latency_us']['p99'] for r in rs], lambda v: f'{v:.0f}')} "
+                    f"| {spread([r['latency_us']['max'] for r in rs], lambda v: f'{v:.0f}')} |")
+            if "mock" in medians and "go" in medians:
+                ratios[(tool, c)] = medians["mock"] / medians["go"]
+        lines.append("")
+    lines += ["| load from | concurrency | mock / go throughput (medians) |", "| --- | --- | --- |"]
+    lines += [f"| {tool} | {c} | {r:.2f}x |" for (tool, c), r in ratios.items()]
     for s in servers:
         if s["kind"] == "idle_rss":
             lines += ["", f"- idle RSS: {s['kib'] / 1024:.1f} MiB"]
@@ -102,6 +109,22 @@ if sdk:
         lines.append(f"| SDK / plain reqwest, one at a time | {sdk_one / plain_one:.2f}x |")
     if sdk32 and plain32:
         lines.append(f"| SDK / plain reqwest, 32 in flight | {sdk32 / plain32:.2f}x |")
+
+breakdown = load("breakdown.jsonl")
+if breakdown:
+    rs = [b["result"] for b in breakdown]
+    first = rs[0]
+    lines += ["", f"### Where an uncached decision's time goes ({first['queries']:,} queries of "
+              f"{first['query_bytes']} bytes, answers of {first['answer_bytes']} bytes; median of rounds, spread)", "",
+              "| layer | p50 µs | p99 µs | p50 / loopback p50 |", "| --- | --- | --- | --- |"]
+    for i, layer in enumerate(first["layers"]):
+        ls = [r["layers"][i] for r in rs]
+        lines.append(f"| {layer['layer']} | {spread([l['p50_us'] for l in ls], lambda v: f'{v:.0f}')} "
+                     f"| {spread([l['p99_us'] for l in ls], lambda v: f'{v:.0f}')} "
+                     f"| {spread([l['of_loopback'] for l in ls], lambda v: f'{v:.2f}')} |")
+    lines.append(f"| SDK decisions, {first['depth']} in flight (time per decision) "
+                 f"| {spread([r['in_flight_us_per_decision'] for r in rs], lambda v: f'{v:.1f}')} | "
+                 f"| {spread([r['in_flight_of_loopback'] for r in rs], lambda v: f'{v:.2f}')} |")
 
 kafka = load("kafka.jsonl")
 if kafka:

@@ -9,6 +9,7 @@
 //! tpk-load kafka --messages 20000 --depth 32
 //! tpk-load soak --url http://127.0.0.1:9980 --requests 1000000 --swap-every 100ms
 //! tpk-load client-memory --decisions 1000000
+//! tpk-load breakdown --queries 20000
 //! ```
 //!
 //! Each query is what a consumer sends: `GET /consume-here` with
@@ -18,6 +19,7 @@
 //! keep-alive HTTP/1.1 connection, so the concurrency is the number of
 //! connections.
 
+mod breakdown;
 mod kafka;
 mod memory;
 mod report;
@@ -66,6 +68,9 @@ enum Command {
     Soak(soak::SoakArgs),
     /// A long-running SDK client's memory as decisions go by.
     ClientMemory(memory::MemoryArgs),
+    /// Where an uncached decision's time goes, layer by layer, against the
+    /// raw loopback round trip.
+    Breakdown(breakdown::BreakdownArgs),
 }
 
 #[derive(Parser)]
@@ -139,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Kafka(args) => kafka::run(args).await,
         Command::Soak(args) => soak::run(args).await,
         Command::ClientMemory(args) => memory::run(args).await,
+        Command::Breakdown(args) => breakdown::run(args).await,
     }
 }
 
