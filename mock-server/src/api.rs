@@ -49,6 +49,36 @@ impl Endpoint {
     }
 }
 
+/// Go's server refuses an HTTP/1.1 request without exactly one `Host`
+/// header before any handler sees it: `400`, its reason in the status line
+/// and the body, and the connection closed. Not journaled, as no handler
+/// ran.
+pub(crate) fn go_bad_request<B>(request: &http::Request<B>) -> Option<Response> {
+    if request.version() < http::Version::HTTP_11 || request.method() == Method::CONNECT {
+        return None;
+    }
+    let reason: &'static str = match request.headers().get_all(http::header::HOST).iter().count() {
+        1 => return None,
+        0 => "Bad Request: missing required Host header",
+        _ => "Bad Request: too many Host headers",
+    };
+    let mut response = Response::new(Body::from(format!("400 {reason}")));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    Some(response)
+}
+
 /// The router's fallback: every path that is not the API's or the admin API's.
 pub(crate) async fn not_found(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let connection = request.extensions().get::<Connection>().cloned();

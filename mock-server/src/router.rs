@@ -59,6 +59,9 @@ impl Routes {
         mut request: hyper::Request<Incoming>,
         connection: Connection,
     ) -> Response {
+        if let Some(refused) = api::go_bad_request(&request) {
+            return refused;
+        }
         match Endpoint::of(&self.state, request.uri().path()) {
             Some(endpoint) => {
                 let request = request.map(Body::new);

@@ -438,3 +438,49 @@ async fn a_hundred_thousand_intercepts_in_a_config_file() {
         .await;
     assert_eq!(answer.json()["intercepted"], true);
 }
+
+/// Go's server refuses an HTTP/1.1 request without exactly one `Host`
+/// header before Telepresence's handlers see it (`400`, the reason in the
+/// status line and the body) and closes the connection; the journal has no
+/// entry for it. A client that forgets `Host` learns it here, not against
+/// the real API.
+#[tokio::test]
+async fn an_http_1_1_request_needs_one_host_header_as_go_wants() {
+    let server =
+        server(MockServer::builder().intercept(Intercept::new("i").header("x-dev", "alice"))).await;
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"GET /consume-here HTTP/1.1\r\nx-telepresence-caller-intercept-id: i\r\nx-dev: alice\r\n\r\n",
+            "missing required Host header",
+        ),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", "missing required Host header"),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "too many Host headers",
+        ),
+    ];
+    for (request, reason) in cases {
+        let mut stream = TcpStream::connect(server.address()).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        // The server closes the connection: reading to its end finishes.
+        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+            .await
+            .expect("the connection is closed after the refusal")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 400 Bad Request: {reason}\r\n")),
+            "{answer:?}"
+        );
+        assert!(
+            answer.contains("content-type: text/plain; charset=utf-8\r\n"),
+            "{answer:?}"
+        );
+        assert_eq!(body_of(&answer), format!("400 Bad Request: {reason}"));
+    }
+    assert!(server.admin().journal().await.unwrap().is_empty());
+    // HTTP/1.0 needs no `Host`.
+    let answer = exchange(&server, b"GET /healthz HTTP/1.0\r\n\r\n", false).await;
+    assert!(answer.starts_with("HTTP/1.0 200 OK\r\n"), "{answer:?}");
+}
