@@ -48,6 +48,9 @@ for round in $(seq "$rounds"); do
                 fi
                 echo "{\"kind\":\"throughput\",\"tool\":\"$tool\",\"server\":\"$name\",\"round\":$round,\"result\":$result}" >> "$out"
                 echo "round $round, $tool, $name, concurrency $c: $(echo "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["rps"]), "req/s, p99", r["latency_us"]["p99"], "us")')"
+                # A run with errors measured something else than answers.
+                echo "$result" | python3 -c 'import json,sys; n=json.load(sys.stdin)["errors"]; sys.exit(f"{n} errors: the figures are not answers" if n else 0)'
+
             done
         done
     done

@@ -28,9 +28,10 @@ use crate::stats::Counters;
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// Connections idle longer than this are closed rather than reused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept; a stream adapter keeps its depth (32 by default)
-/// of queries in flight.
-const MAX_IDLE: usize = 64;
+/// Idle connections kept: a stream adapter keeps its depth of queries in
+/// flight, each on a connection, and a connection dropped for want of room
+/// costs the next query a TCP handshake.
+const MAX_IDLE: usize = 256;
 /// The largest answer read: the API's are a few bytes to a few hundred.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
