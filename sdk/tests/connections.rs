@@ -1,6 +1,6 @@
-//! The client's connections to the API: kept alive and reused, replaced
-//! when the server closed them, and never made to buffer an answer without
-//! bound.
+//! The client's connections to the API: kept alive and reused (with the
+//! mock server and with Python's HTTP server), replaced when the server
+//! closed them, and never made to buffer an answer without bound.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +17,15 @@ fn alice() -> HeaderList<'static> {
     HeaderList::new(&[("x-dev", Some(b"alice"))])
 }
 
+/// A workstation's API that sends alice's messages to the workstation.
+async fn alice_api() -> MockServer {
+    MockServer::builder()
+        .intercept(Intercept::new(ID).header("x-dev", "alice"))
+        .start()
+        .await
+        .unwrap()
+}
+
 fn client(url: &str) -> Client {
     Client::builder()
         .api_url(url)
@@ -29,11 +38,7 @@ fn client(url: &str) -> Client {
 
 #[tokio::test]
 async fn decisions_one_after_another_share_one_connection() {
-    let server = MockServer::builder()
-        .intercept(Intercept::new(ID).header("x-dev", "alice"))
-        .start()
-        .await
-        .unwrap();
+    let server = alice_api().await;
     let tp = client(&server.url());
     for _ in 0..5 {
         assert!(tp.should_consume(&alice()).await.unwrap());
@@ -49,11 +54,7 @@ async fn decisions_one_after_another_share_one_connection() {
 
 #[tokio::test]
 async fn decisions_in_flight_together_each_have_a_connection_and_keep_it() {
-    let server = MockServer::builder()
-        .intercept(Intercept::new(ID).header("x-dev", "alice"))
-        .start()
-        .await
-        .unwrap();
+    let server = alice_api().await;
     let tp = client(&server.url());
     for _ in 0..3 {
         let answers =
@@ -159,4 +160,70 @@ async fn an_oversized_answer_is_refused_as_a_bad_answer() {
             .contains("answered more than 1048576 bytes"),
         "{error}"
     );
+}
+
+/// An HTTP/1.1 server the project did not write: Python's, answering `true`
+/// and printing the client's port for each request.
+const PYTHON_API: &str = r#"
+import http.server, sys
+
+class Api(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        body = b"true"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        print(self.client_address[1], self.path, flush=True)
+
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+#[tokio::test]
+async fn pythons_http_server_is_asked_over_one_kept_alive_connection() {
+    use std::io::BufRead;
+
+    /// Stops the server however the test ends.
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut python = Stopped(
+        std::process::Command::new("python3")
+            .args(["-c", PYTHON_API])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    let mut lines = std::io::BufReader::new(python.0.stdout.take().unwrap()).lines();
+    let port = lines.next().unwrap().unwrap();
+    let tp = Client::builder()
+        .api_url(format!("http://127.0.0.1:{port}"))
+        .intercept_id(ID)
+        .side_check(false)
+        .fixed_path("/orders/1")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        assert!(tp.should_consume(&alice()).await.unwrap());
+    }
+    let asked: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
+    let first_port = asked[0].split(' ').next().unwrap();
+    for line in &asked {
+        let (client_port, path) = line.split_once(' ').unwrap();
+        assert_eq!(client_port, first_port, "one connection: {asked:?}");
+        assert_eq!(path, "/consume-here?path=%2Forders%2F1");
+    }
 }
