@@ -27,7 +27,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use telepresence_kafka::{Client, FailurePolicy};
+use telepresence_kafka::{Client, FailurePolicy, HeaderList};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
 
 const TOPIC: &str = "orders";
@@ -378,6 +378,14 @@ async fn independent_api_failures_lose_nothing_under_the_default_policy() {
         "{context}: the workstation processes exactly its share, held or not"
     );
     let duplicates = &pod_set & &workstation_set;
+    // An outage ends with the first answer a quiet second after its last
+    // failure. Falling back is fast, so a side may deal with its last
+    // message while its API is still failing, and then ask nothing more:
+    // one more decision each, with both APIs up again, ends what is open.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let bobs = HeaderList::new(&[("x-dev", Some(b"bob"))]);
+    assert!(pod.should_consume(&bobs).await.unwrap());
+    assert!(!workstation.should_consume(&bobs).await.unwrap());
     let (pod_stats, workstation_stats) = (pod.stats(), workstation.stats());
     eprintln!(
         "{context}: {} duplicates (alice's messages the pod processed because its API failed); \
