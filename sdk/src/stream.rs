@@ -672,7 +672,8 @@ impl<M: Message> Stream for Filtered<'_, M> {
         }
         let next = this.poll_decided(cx);
         // Skips in a row are stored once, before control goes back to the
-        // caller: a commit after this call sees all of them.
+        // caller: a commit after this call sees all of them, but for those
+        // before a message still pending, which its `done` stores.
         this.offsets.store_skipped();
         next
     }
@@ -864,7 +865,8 @@ impl Offsets<'_> {
         }
     }
 
-    /// Stores, in one call, what skipped messages made safe since last time.
+    /// Stores, in one call, what skipped messages made safe since last time
+    /// in the partitions where no message is pending.
     fn store_skipped(&self) {
         let mut tracker = self.tracker.lock();
         if !tracker.unstored {
@@ -879,6 +881,14 @@ impl Offsets<'_> {
         let mut list = TopicPartitionList::new();
         for (topic, partitions) in topics {
             for (&partition, state) in partitions.iter_mut() {
+                // A message is pending after these skips: its `done` stores
+                // past them, so one call into librdkafka serves both (a
+                // store costs about as much as the rest of a cached
+                // decision). A failed message stays pending for good, and
+                // its partition's offset below it either way.
+                if transaction.is_none() && !state.pending.is_empty() {
+                    continue;
+                }
                 let Some(next) = state.unstored.take() else {
                     continue;
                 };

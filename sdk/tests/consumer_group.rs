@@ -12,9 +12,12 @@ use common::{Broker, start_broker};
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
-use telepresence_kafka::Client;
-use telepresence_kafka::stream::FilterContext;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+use rdkafka::{Offset, TopicPartitionList};
+use telepresence_kafka::stream::{FilterContext, ManagedConsumer, Rebalances};
+use telepresence_kafka::{Client, HeaderList};
 use telepresence_mock_server::{Fault, Intercept, MockServer, Side};
 use tokio::sync::Mutex;
 
@@ -286,56 +289,99 @@ async fn a_hold_longer_than_the_poll_interval_keeps_the_consumer_in_its_group() 
     assert!(stats.held > 0 && stats.fallbacks == 0, "{stats:?}");
 }
 
+/// A consumer that records what is stored and reports revocations.
+#[derive(Default)]
+struct Recorder {
+    rebalances: Rebalances,
+    stored: std::sync::Mutex<Vec<(i32, i64)>>,
+}
+
+impl ManagedConsumer for Recorder {
+    fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+        let mut stored = self.stored.lock().unwrap();
+        for element in offsets.elements() {
+            if let Offset::Offset(next) = element.offset() {
+                stored.push((element.partition(), next));
+            }
+        }
+        Ok(())
+    }
+    fn commit_stored(&self, _: CommitMode) -> KafkaResult<()> {
+        Ok(())
+    }
+    fn rebalances(&self) -> Option<&Rebalances> {
+        Some(&self.rebalances)
+    }
+}
+
+/// A message as received, with an `x-dev` header when `dev` is given.
+fn received(partition: i32, offset: i64, dev: Option<&str>) -> KafkaResult<OwnedMessage> {
+    let headers = match dev {
+        Some(dev) => OwnedHeaders::new().insert(Header {
+            key: "x-dev",
+            value: Some(dev),
+        }),
+        None => OwnedHeaders::new(),
+    };
+    Ok(OwnedMessage::new(
+        Some(format!("{partition}/{offset}").into_bytes()),
+        None,
+        TOPIC.to_owned(),
+        Timestamp::NotAvailable,
+        partition,
+        offset,
+        Some(headers),
+    ))
+}
+
+/// Skips before a message still pending are stored with that message's
+/// `done`, in one store; skips with nothing pending after them are stored
+/// before the stream returns control.
+#[tokio::test]
+async fn skips_before_a_pending_message_are_stored_with_its_done() {
+    let workstation_api = api(Side::Client, "127.0.0.1:0").await;
+    // Answers from the cache, so that one poll decides every message.
+    let tp = Client::builder()
+        .api_url(workstation_api.url())
+        .intercept_id(ID)
+        .decision_cache(Duration::from_secs(600), ["x-dev"])
+        .build()
+        .unwrap();
+    for dev in ["alice", "bob"] {
+        let headers = [("x-dev", Some(dev.as_bytes()))];
+        tp.should_consume(&HeaderList::new(&headers)).await.unwrap();
+    }
+    let devs = ["bob", "bob", "alice", "bob", "bob"];
+    let partition: Vec<_> = (0..)
+        .zip(devs)
+        .map(|(offset, dev)| received(0, offset, Some(dev)))
+        .collect();
+    let recorder = Recorder::default();
+    let mut messages = tp.filter_messages(&recorder, futures_util::stream::iter(partition), 32);
+
+    let alices = messages.next().await.unwrap().unwrap();
+    assert_eq!(alices.offset(), 2);
+    let stored = || recorder.stored.lock().unwrap().clone();
+    assert_eq!(stored(), [], "the skips wait for the pending message");
+    messages.done(&alices).unwrap();
+    assert_eq!(
+        stored(),
+        [(0, 3)],
+        "one store for the skips and the message"
+    );
+    assert!(messages.next().await.is_none());
+    assert_eq!(stored(), [(0, 3), (0, 5)], "the trailing skips");
+}
+
 /// What the adapter does at a revocation, step by step: the messages of the
 /// revoked partition it received but has not let out are dropped, the
 /// others go on; nothing of the revoked partition is stored afterwards.
 #[tokio::test]
 async fn a_revocation_drops_the_undecided_messages_of_the_revoked_partitions() {
-    use rdkafka::error::KafkaResult;
-    use rdkafka::message::{OwnedHeaders, OwnedMessage, Timestamp};
-    use rdkafka::{Offset, TopicPartitionList};
-    use telepresence_kafka::stream::{ManagedConsumer, Rebalances};
-
-    /// A consumer that records what is stored and reports revocations.
-    #[derive(Default)]
-    struct Recorder {
-        rebalances: Rebalances,
-        stored: std::sync::Mutex<Vec<(i32, i64)>>,
-    }
-
-    impl ManagedConsumer for Recorder {
-        fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
-            let mut stored = self.stored.lock().unwrap();
-            for element in offsets.elements() {
-                if let Offset::Offset(next) = element.offset() {
-                    stored.push((element.partition(), next));
-                }
-            }
-            Ok(())
-        }
-        fn commit_stored(&self, _: CommitMode) -> KafkaResult<()> {
-            Ok(())
-        }
-        fn rebalances(&self) -> Option<&Rebalances> {
-            Some(&self.rebalances)
-        }
-    }
-
     let pod_api = api(Side::Agent, "127.0.0.1:0").await;
     let tp = Client::builder().api_url(pod_api.url()).build().unwrap();
-    let message = |partition: i32, offset: i64| -> KafkaResult<OwnedMessage> {
-        Ok(OwnedMessage::new(
-            Some(format!("{partition}/{offset}").into_bytes()),
-            None,
-            TOPIC.to_owned(),
-            Timestamp::NotAvailable,
-            partition,
-            offset,
-            Some(OwnedHeaders::new()),
-        ))
-    };
     let received: Vec<KafkaResult<OwnedMessage>> = (0..4)
-        .flat_map(|offset| [message(0, offset), message(1, offset)])
+        .flat_map(|offset| [received(0, offset, None), received(1, offset, None)])
         .collect();
     let recorder = Recorder::default();
     let mut messages = tp.filter_messages(&recorder, futures_util::stream::iter(received), 32);
