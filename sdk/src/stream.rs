@@ -420,6 +420,7 @@ impl Client {
             messages: messages.boxed(),
             source_ended: false,
             in_flight: VecDeque::with_capacity(concurrency.max(1)),
+            deciding: 0,
             depth: concurrency.max(1),
             offsets: Offsets {
                 store: consumer,
@@ -471,6 +472,9 @@ pub struct Filtered<'a, M> {
     /// (A general-purpose ordered-futures queue would allocate a task per
     /// message; here an answer known at once costs nothing extra.)
     in_flight: VecDeque<InFlight<'a, M>>,
+    /// How many of them wait for their decision: none, mostly, with the
+    /// cache, and then the queue is not walked for each message.
+    deciding: usize,
     depth: usize,
     offsets: Offsets<'a>,
     /// Partitions paused while their decisions are held.
@@ -641,6 +645,7 @@ impl<'a, M: Message> Filtered<'a, M> {
     pub fn rewind(&mut self, timeout: Duration) -> Result<(), Error> {
         self.offsets.store.rewind(timeout)?;
         self.in_flight.clear();
+        self.deciding = 0;
         self.offsets.tracker.lock().start_over();
         Ok(())
     }
@@ -696,7 +701,10 @@ impl<'a, M: Message> Filtered<'a, M> {
                     // Ready at once for a disabled client or a cache hit.
                     let entry = match Pin::new(&mut decision).poll(cx) {
                         Poll::Ready(answer) => InFlight::Decided(message, answer),
-                        Poll::Pending => InFlight::Deciding(message, decision),
+                        Poll::Pending => {
+                            self.deciding += 1;
+                            InFlight::Deciding(message, decision)
+                        }
                     };
                     self.in_flight.push_back(entry);
                 }
@@ -709,6 +717,9 @@ impl<'a, M: Message> Filtered<'a, M> {
 
     /// Polls every pending decision; all share this task's waker.
     fn advance_decisions(&mut self, cx: &mut Context<'_>) {
+        if self.deciding == 0 {
+            return;
+        }
         for entry in &mut self.in_flight {
             let InFlight::Deciding(_, decision) = entry else {
                 continue;
@@ -717,6 +728,7 @@ impl<'a, M: Message> Filtered<'a, M> {
                 let placeholder = InFlight::Kafka(KafkaError::Canceled);
                 if let InFlight::Deciding(message, _) = std::mem::replace(entry, placeholder) {
                     *entry = InFlight::Decided(message, answer);
+                    self.deciding -= 1;
                 }
             }
         }
@@ -742,6 +754,11 @@ impl<'a, M: Message> Filtered<'a, M> {
                 .is_none_or(|m| !is_revoked(m.topic(), m.partition()))
         });
         let dropped = before - self.in_flight.len();
+        self.deciding = self
+            .in_flight
+            .iter()
+            .filter(|entry| matches!(entry, InFlight::Deciding(..)))
+            .count();
         self.progress.revoked += dropped as u64;
         self.paused.retain(|(t, p)| !is_revoked(t, *p));
         let mut tracker = self.offsets.tracker.lock();
@@ -855,18 +872,32 @@ impl Offsets<'_> {
     pub fn done<M: Message>(&self, message: &M) -> Result<(), Error> {
         let at = Position::of(message);
         let mut tracker = self.tracker.lock();
-        match tracker.done(&at) {
-            Some(next) if tracker.is_transactional() => {
-                tracker.for_transaction(at.topic, at.partition, next);
+        let Some(next) = tracker.done(&at) else {
+            return Ok(());
+        };
+        if tracker.is_transactional() {
+            tracker.for_transaction(at.topic, at.partition, next);
+            return Ok(());
+        }
+        let Some(partition) = tracker.partition(at.topic, at.partition) else {
+            return Ok(());
+        };
+        match partition.store(self.store, at.topic, at.partition, next) {
+            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
+                tracing::debug!(
+                    topic = at.topic,
+                    partition = at.partition,
+                    next,
+                    "partition no longer assigned; offset not stored"
+                );
                 Ok(())
             }
-            Some(next) => store(self.store, &at, next),
-            None => Ok(()),
+            other => Ok(other?),
         }
     }
 
-    /// Stores, in one call, what skipped messages made safe since last time
-    /// in the partitions where no message is pending.
+    /// Stores what skipped messages made safe since last time in the
+    /// partitions where no message is pending.
     fn store_skipped(&self) {
         let mut tracker = self.tracker.lock();
         if !tracker.unstored {
@@ -878,37 +909,28 @@ impl Offsets<'_> {
             transaction,
             ..
         } = &mut *tracker;
-        let mut list = TopicPartitionList::new();
         for (topic, partitions) in topics {
-            for (&partition, state) in partitions.iter_mut() {
+            for (&number, partition) in partitions.iter_mut() {
                 // A message is pending after these skips: its `done` stores
-                // past them, so one call into librdkafka serves both (a
-                // store costs about as much as the rest of a cached
-                // decision). A failed message stays pending for good, and
-                // its partition's offset below it either way.
-                if transaction.is_none() && !state.pending.is_empty() {
+                // past them, so one store serves both. A failed message
+                // stays pending for good, and its partition's offset below
+                // it either way.
+                if transaction.is_none() && !partition.pending.is_empty() {
                     continue;
                 }
-                let Some(next) = state.unstored.take() else {
+                let Some(next) = partition.unstored.take() else {
                     continue;
                 };
-                match transaction {
-                    Some(waiting) => wait_for_transaction(waiting, topic, partition, next),
-                    // Only fails for an invalid partition number, which a
-                    // received message cannot have.
-                    None => {
-                        let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
+                let Some(waiting) = transaction else {
+                    match partition.store(self.store, topic, number, next) {
+                        Ok(()) | Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, topic, partition = number, "cannot store the offset of skipped messages");
+                        }
                     }
-                }
-            }
-        }
-        if transaction.is_some() {
-            return;
-        }
-        match self.store.store_offsets(&list) {
-            Ok(()) | Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
-            Err(error) => {
-                tracing::warn!(%error, "cannot store the offsets of skipped messages");
+                    continue;
+                };
+                wait_for_transaction(waiting, topic, number, next);
             }
         }
     }
@@ -928,26 +950,6 @@ fn wait_for_transaction(
     let partitions = waiting.get_mut(topic).expect("inserted above");
     let slot = partitions.entry(partition).or_insert(next);
     *slot = (*slot).max(next);
-}
-
-/// Stores `next` (the next offset to read) for one partition. A partition
-/// that was revoked meanwhile cannot take it, which is fine: its new owner
-/// starts from the last commit.
-fn store(store: &dyn ManagedConsumer, at: &Position<'_>, next: i64) -> Result<(), Error> {
-    let mut list = TopicPartitionList::with_capacity(1);
-    list.add_partition_offset(at.topic, at.partition, Offset::Offset(next))?;
-    match store.store_offsets(&list) {
-        Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
-            tracing::debug!(
-                topic = at.topic,
-                partition = at.partition,
-                next,
-                "partition no longer assigned; offset not stored"
-            );
-            Ok(())
-        }
-        other => Ok(other?),
-    }
 }
 
 struct Position<'m> {
@@ -993,9 +995,37 @@ struct Partition {
     stored: Option<i64>,
     /// Made safe by skipped messages, not stored yet.
     unstored: Option<i64>,
+    /// This partition as a list of one, kept for its stores: it is not
+    /// allocated again for each, and librdkafka keeps in it the partition's
+    /// state it found on the first, so later stores skip the lookup by name.
+    list: Option<TopicPartitionList>,
 }
 
 impl Partition {
+    /// Stores `next` (the next offset to read). A partition revoked
+    /// meanwhile cannot take it, which is fine: its new owner starts from
+    /// the last commit. After any failure the list is made anew, in case
+    /// the partition librdkafka kept in it is not the one assigned now.
+    fn store(
+        &mut self,
+        store: &dyn ManagedConsumer,
+        topic: &str,
+        partition: i32,
+        next: i64,
+    ) -> KafkaResult<()> {
+        let list = self.list.get_or_insert_with(|| {
+            let mut list = TopicPartitionList::with_capacity(1);
+            list.add_partition(topic, partition);
+            list
+        });
+        list.set_all_offsets(Offset::Offset(next))?;
+        let stored = store.store_offsets(list);
+        if stored.is_err() {
+            self.list = None;
+        }
+        stored
+    }
+
     fn highest_seen(&self) -> Option<i64> {
         self.finished.max(self.pending.back().copied())
     }
@@ -1081,6 +1111,10 @@ impl Tracker {
         if let Some(partitions) = self.topics.get_mut(topic) {
             partitions.remove(&partition);
         }
+    }
+
+    fn partition(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        self.topics.get_mut(topic)?.get_mut(&partition)
     }
 
     fn handed_out(&mut self, at: &Position<'_>) {
