@@ -4,9 +4,11 @@
 //! Both runs read the same topic from the start, every partition assigned
 //! (offsets committed to a group of their own; no group protocol, whose
 //! coordination in the mock cluster sometimes stalls). The baseline reads
-//! every message and does nothing else; the other is a workstation consumer:
-//! the stream adapter asks the (in-process) mock API about every message,
-//! up to `--depth` at once, and marks what it hands out done.
+//! every message and does nothing else; a second consumer also reads every
+//! header of every message through librdkafka, as any filter on headers
+//! must (the ceiling of such a filter); the others are workstation
+//! consumers: the stream adapter asks the (in-process) mock API about every
+//! message, up to `--depth` at once, and marks what it hands out done.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use anyhow::Context;
 use futures_util::StreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
@@ -73,7 +75,8 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
     let bootstrap = ready_rx.recv()?.context("starting the mock cluster")?;
     produce(&bootstrap, args.messages).await?;
 
-    let baseline = drain(&bootstrap, &args, "baseline", None).await?;
+    let baseline = drain(&bootstrap, &args, "baseline", Reader::Baseline).await?;
+    let headers = drain(&bootstrap, &args, "headers", Reader::Headers).await?;
     let server = MockServer::builder()
         .intercept(Intercept::new(ID).header("x-dev", "alice"))
         .start()
@@ -85,7 +88,7 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
     let with_sdk = if args.cached_only {
         None
     } else {
-        Some(drain(&bootstrap, &args, "workstation", Some(&tp)).await?)
+        Some(drain(&bootstrap, &args, "workstation", Reader::Sdk(&tp)).await?)
     };
     let with_cache = match args.cache_ttl {
         None => None,
@@ -95,7 +98,15 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
                 .intercept_id(ID)
                 .decision_cache(Duration::from_secs(ttl), ["x-dev"])
                 .build()?;
-            Some(drain(&bootstrap, &args, "workstation-cached", Some(&cached)).await?)
+            Some(
+                drain(
+                    &bootstrap,
+                    &args,
+                    "workstation-cached",
+                    Reader::Sdk(&cached),
+                )
+                .await?,
+            )
         }
     };
 
@@ -107,6 +118,8 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
                 "messages": args.messages,
                 "depth": args.depth,
                 "baseline_msgs_per_s": rate(baseline),
+                "headers_msgs_per_s": rate(headers),
+                "headers_ratio": rate(headers) / rate(baseline),
                 "sdk_msgs_per_s": with_sdk.map(rate),
                 "sdk_ratio": with_sdk.map(|d| rate(d) / rate(baseline)),
                 "cached_msgs_per_s": with_cache.map(rate),
@@ -123,6 +136,7 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
                 rate(d) / rate(baseline)
             );
         };
+        line("reading every header", headers);
         if let Some(d) = with_sdk {
             line(&format!("workstation, depth {}", args.depth), d);
         }
@@ -172,17 +186,31 @@ async fn produce(bootstrap: &str, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a consumer does with each message.
+#[derive(Clone, Copy)]
+enum Reader<'a> {
+    /// Nothing.
+    Baseline,
+    /// Reads every header's name and value, nothing else.
+    Headers,
+    /// Filters with the SDK and marks what it hands out done.
+    Sdk(&'a Client),
+}
+
 /// Reads `--messages` messages, every partition assigned, in a group of its
 /// own; the clock starts at the first one, so the start-up is not counted.
 async fn drain(
     bootstrap: &str,
     args: &KafkaArgs,
     group: &str,
-    tp: Option<&Client>,
+    reader: Reader<'_>,
 ) -> anyhow::Result<Duration> {
     let (count, depth) = (args.messages, args.depth);
     // A workstation reads in a group of its own, as the SDK checks.
-    let group = tp.map_or_else(|| group.to_owned(), |tp| tp.group_id(group));
+    let group = match reader {
+        Reader::Sdk(tp) => tp.group_id(group),
+        _ => group.to_owned(),
+    };
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", &group)
@@ -203,13 +231,21 @@ async fn drain(
     consumer.assign(&assignment)?;
     consumer.recv().await?;
     let started = Instant::now();
-    match tp {
-        None => {
+    match reader {
+        Reader::Baseline => {
             for _ in 1..count {
                 consumer.recv().await?;
             }
         }
-        Some(tp) => {
+        Reader::Headers => {
+            for _ in 1..count {
+                let message = consumer.recv().await?;
+                for header in message.headers().iter().flat_map(|h| h.iter()) {
+                    std::hint::black_box((header.key, header.value));
+                }
+            }
+        }
+        Reader::Sdk(tp) => {
             let mut messages = tp.filter_stream(&consumer, depth);
             // Skips at the end are let out only when the stream is polled:
             // a tick polls it when nothing is handed out. One timer for the
