@@ -14,15 +14,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use smallvec::SmallVec;
 
 use crate::headers::FirstSent;
 
 /// How many decisions the cache holds unless told otherwise.
 pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 10_000;
-
-/// A key, on the stack unless long: a hit allocates nothing.
-pub(crate) type CacheKey = SmallVec<[u8; 64]>;
 
 #[derive(Debug)]
 pub(crate) struct DecisionCache {
@@ -54,8 +50,8 @@ impl DecisionCache {
         &self,
         path: Option<&str>,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
-    ) -> CacheKey {
-        let mut key = CacheKey::new();
+    ) -> Vec<u8> {
+        let mut key = Vec::with_capacity(64);
         let mut push = |bytes: &[u8]| {
             key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             key.extend_from_slice(bytes);
@@ -84,8 +80,7 @@ impl DecisionCache {
     }
 
     /// Stores an answer; when full, expired entries go first, then everything.
-    pub(crate) fn insert(&self, key: CacheKey, answer: bool) {
-        let key = key.into_vec();
+    pub(crate) fn insert(&self, key: Vec<u8>, answer: bool) {
         let mut entries = self.entries.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             let ttl = self.ttl;
@@ -128,7 +123,7 @@ mod tests {
 
     impl DecisionCache {
         /// The key of a message with these headers only.
-        fn key_of(&self, path: Option<&str>, headers: &[(&str, Option<&[u8]>)]) -> CacheKey {
+        fn key_of(&self, path: Option<&str>, headers: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
             self.key(
                 path,
                 headers.iter().map(|&(k, v)| (k, v.unwrap_or_default())),
@@ -216,7 +211,7 @@ mod tests {
     #[test]
     fn answers_expire_after_the_ttl() {
         let c = cache(Duration::from_millis(30), 10);
-        c.insert(CacheKey::from_slice(b"k"), true);
+        c.insert(b"k".to_vec(), true);
         assert_eq!(c.get(b"k"), Some(true));
         assert_eq!(c.get(b"other"), None);
         std::thread::sleep(Duration::from_millis(40));
@@ -227,7 +222,7 @@ mod tests {
     fn the_cache_never_grows_past_its_capacity() {
         let c = cache(Duration::from_secs(60), 100);
         for i in 0..1000u32 {
-            c.insert(CacheKey::from_slice(&i.to_le_bytes()), i % 2 == 0);
+            c.insert(i.to_le_bytes().to_vec(), i % 2 == 0);
             assert!(c.len() <= 100);
         }
         assert_eq!(c.get(&999u32.to_le_bytes()), Some(false));

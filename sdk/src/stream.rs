@@ -1004,8 +1004,9 @@ struct Partition {
 impl Partition {
     /// Stores `next` (the next offset to read). A partition revoked
     /// meanwhile cannot take it, which is fine: its new owner starts from
-    /// the last commit. After any failure the list is made anew, in case
-    /// the partition librdkafka kept in it is not the one assigned now.
+    /// the last commit. A kept list that fails is tried once more anew, in
+    /// case the partition librdkafka kept in it is not the one assigned now
+    /// (a topic deleted and made again), and is dropped if that fails too.
     fn store(
         &mut self,
         store: &dyn ManagedConsumer,
@@ -1013,13 +1014,20 @@ impl Partition {
         partition: i32,
         next: i64,
     ) -> KafkaResult<()> {
-        let list = self.list.get_or_insert_with(|| {
+        let fresh = || {
             let mut list = TopicPartitionList::with_capacity(1);
             list.add_partition(topic, partition);
             list
-        });
+        };
+        let kept = self.list.is_some();
+        let list = self.list.get_or_insert_with(fresh);
         list.set_all_offsets(Offset::Offset(next))?;
-        let stored = store.store_offsets(list);
+        let mut stored = store.store_offsets(list);
+        if stored.is_err() && kept {
+            *list = fresh();
+            list.set_all_offsets(Offset::Offset(next))?;
+            stored = store.store_offsets(list);
+        }
         if stored.is_err() {
             self.list = None;
         }
@@ -1206,6 +1214,52 @@ mod tests {
         assert_eq!(t.skipped(&at(0, 5)), Some(4));
         assert_eq!(t.skipped(&at(0, 6)), None);
         assert_eq!(t.skipped(&at(1, 0)), Some(1), "other partitions go on");
+    }
+
+    /// Fails as many stores as it is told to, and records every offset.
+    #[derive(Default)]
+    struct FlakyStore {
+        failures: Mutex<usize>,
+        offsets: Mutex<Vec<i64>>,
+    }
+
+    impl ManagedConsumer for FlakyStore {
+        fn store_offsets(&self, offsets: &TopicPartitionList) -> KafkaResult<()> {
+            for element in offsets.elements() {
+                if let Offset::Offset(next) = element.offset() {
+                    self.offsets.lock().push(next);
+                }
+            }
+            let mut failures = self.failures.lock();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(KafkaError::StoreOffset(RDKafkaErrorCode::State));
+            }
+            Ok(())
+        }
+
+        fn commit_stored(&self, _: CommitMode) -> KafkaResult<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_kept_partition_list_that_fails_is_made_anew_once() {
+        let store = FlakyStore::default();
+        let mut partition = Partition::default();
+        partition.store(&store, "t", 0, 5).unwrap();
+        *store.failures.lock() = 1;
+        partition.store(&store, "t", 0, 6).unwrap();
+        assert_eq!(*store.offsets.lock(), [5, 6, 6], "tried again, anew");
+        *store.failures.lock() = 2;
+        assert!(partition.store(&store, "t", 0, 7).is_err());
+        assert!(partition.list.is_none(), "no list kept after a failure");
+        *store.failures.lock() = 1;
+        assert!(
+            partition.store(&store, "t", 0, 8).is_err(),
+            "a new list is not tried twice"
+        );
+        assert_eq!(*store.offsets.lock(), [5, 6, 6, 7, 7, 8]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::path::PathSource;
 use super::side::SideVerdict;
 use super::transport::Transport;
 use crate::CALLER_INTERCEPT_ID_HEADER;
-use crate::cache::{CacheKey, DecisionCache};
+use crate::cache::DecisionCache;
 use crate::error::Error;
 use crate::headers::{Derived, HeaderForwarding, Offered};
 use crate::message::{KafkaMessage, MessageView};
@@ -83,7 +83,7 @@ pub(super) enum Plan {
 pub(super) struct Query {
     url: Url,
     headers: HeaderMap,
-    cache_key: Option<CacheKey>,
+    cache_key: Option<Vec<u8>>,
     dropped: usize,
 }
 
@@ -205,7 +205,7 @@ impl Enabled {
         endpoint: &Url,
         path: Option<Cow<'_, str>>,
         offered: Offered<'_>,
-        cache_key: Option<CacheKey>,
+        cache_key: Option<Vec<u8>>,
     ) -> Query {
         let mut url = endpoint.clone();
         let path = path.filter(|p| !p.is_empty());
