@@ -131,7 +131,7 @@ impl Enabled {
         }
         let path = match msg.path() {
             Some(path) => Some(Cow::Borrowed(path)),
-            None => self.path.resolve_from_topic(msg.topic())?,
+            None => self.path.resolve_from_topic(|| msg.topic())?,
         };
         let own = msg.headers().map(|(k, v)| (k, v.unwrap_or_default()));
         let key = cache.key(path.as_deref(), own);

@@ -62,7 +62,7 @@ impl PathSource {
         match self {
             Self::Header(name) => view.header(name).map(String::from_utf8_lossy),
             Self::Custom(f) => f(view).map(Cow::Owned),
-            _ => self.resolve_from_topic(view.topic())?,
+            _ => self.resolve_from_topic(|| view.topic())?,
         }
     }
 
@@ -70,12 +70,12 @@ impl PathSource {
     /// headers (`None` when it does).
     pub(super) fn resolve_from_topic<'m>(
         &'m self,
-        topic: Option<&'m str>,
+        topic: impl FnOnce() -> Option<&'m str>,
     ) -> Option<Option<Cow<'m, str>>> {
         match self {
             Self::None => Some(None),
             Self::Fixed(path) => Some(Some(Cow::Borrowed(path))),
-            Self::Topic => Some(topic.map(Cow::Borrowed)),
+            Self::Topic => Some(topic().map(Cow::Borrowed)),
             Self::Header(_) | Self::Custom(_) => None,
         }
     }
