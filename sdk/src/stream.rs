@@ -882,18 +882,7 @@ impl Offsets<'_> {
         let Some(partition) = tracker.partition(at.topic, at.partition) else {
             return Ok(());
         };
-        match partition.store(self.store, at.topic, at.partition, next) {
-            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
-                tracing::debug!(
-                    topic = at.topic,
-                    partition = at.partition,
-                    next,
-                    "partition no longer assigned; offset not stored"
-                );
-                Ok(())
-            }
-            other => Ok(other?),
-        }
+        Ok(partition.store(self.store, at.topic, at.partition, next)?)
     }
 
     /// Stores what skipped messages made safe since last time in the
@@ -921,16 +910,14 @@ impl Offsets<'_> {
                 let Some(next) = partition.unstored.take() else {
                     continue;
                 };
-                let Some(waiting) = transaction else {
-                    match partition.store(self.store, topic, number, next) {
-                        Ok(()) | Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
-                        Err(error) => {
+                match transaction {
+                    Some(waiting) => wait_for_transaction(waiting, topic, number, next),
+                    None => {
+                        if let Err(error) = partition.store(self.store, topic, number, next) {
                             tracing::warn!(%error, topic, partition = number, "cannot store the offset of skipped messages");
                         }
                     }
-                    continue;
-                };
-                wait_for_transaction(waiting, topic, number, next);
+                }
             }
         }
     }
@@ -1003,10 +990,11 @@ struct Partition {
 
 impl Partition {
     /// Stores `next` (the next offset to read). A partition revoked
-    /// meanwhile cannot take it, which is fine: its new owner starts from
-    /// the last commit. A kept list that fails is tried once more anew, in
-    /// case the partition librdkafka kept in it is not the one assigned now
-    /// (a topic deleted and made again), and is dropped if that fails too.
+    /// meanwhile cannot take it, which is fine, not an error: its new owner
+    /// starts from the last commit. A kept list that fails is tried once
+    /// more anew, in case the partition librdkafka kept in it is not the one
+    /// assigned now (a topic deleted and made again), and is dropped if that
+    /// fails too.
     fn store(
         &mut self,
         store: &dyn ManagedConsumer,
@@ -1031,7 +1019,18 @@ impl Partition {
         if stored.is_err() {
             self.list = None;
         }
-        stored
+        match stored {
+            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    next,
+                    "partition no longer assigned; offset not stored"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     fn highest_seen(&self) -> Option<i64> {
@@ -1252,14 +1251,17 @@ mod tests {
         partition.store(&store, "t", 0, 6).unwrap();
         assert_eq!(*store.offsets.lock(), [5, 6, 6], "tried again, anew");
         *store.failures.lock() = 2;
-        assert!(partition.store(&store, "t", 0, 7).is_err());
+        partition
+            .store(&store, "t", 0, 7)
+            .expect("a partition no longer assigned is not an error");
         assert!(partition.list.is_none(), "no list kept after a failure");
         *store.failures.lock() = 1;
-        assert!(
-            partition.store(&store, "t", 0, 8).is_err(),
+        partition.store(&store, "t", 0, 8).unwrap();
+        assert_eq!(
+            *store.offsets.lock(),
+            [5, 6, 6, 7, 7, 8],
             "a new list is not tried twice"
         );
-        assert_eq!(*store.offsets.lock(), [5, 6, 6, 7, 7, 8]);
     }
 
     #[test]
