@@ -372,7 +372,7 @@ async fn a_disabled_client_consumes_everything_without_asking() {
 async fn the_cache_answers_repeated_routing_values_without_asking() {
     let server = server(Side::Client, Wire::V2_25, vec![alice_intercept()]).await;
     let tp = client_from_env(&server)
-        .decision_cache(Duration::from_millis(300), ["x-dev"])
+        .decision_cache(Duration::from_millis(500), ["x-dev"])
         .build()
         .unwrap();
     let headers: &[(&str, Option<&[u8]>)] = &[("x-dev", Some(b"alice")), ("x-trace", Some(b"1"))];
@@ -398,9 +398,10 @@ async fn the_cache_answers_repeated_routing_values_without_asking() {
     );
     assert_eq!(tp.stats().cache_hits, 1);
 
-    // The intercept ends; once the TTL has passed the client sees it.
+    // The intercept ends; once the TTL has passed (and a tick of the coarse
+    // clock the cache reads) the client sees it.
     server.admin().clear_intercepts().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!tp.should_consume(&HeaderList::new(headers)).await.unwrap());
     assert_eq!(decisions(&server).await.len(), 3);
 }

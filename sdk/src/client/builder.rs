@@ -366,7 +366,10 @@ impl ClientBuilder {
     /// forwarded. Off by default. Derived headers (baggage members, the
     /// record key) are routing headers like the others: list them to have
     /// them sent and keyed on. Pick a TTL shorter than the time you would
-    /// accept old answers after an intercept starts or ends.
+    /// accept old answers after an intercept starts or ends. The TTL is
+    /// measured with the system's coarse monotonic clock, which is cheap
+    /// enough to read on every hit: an answer lives `ttl` give or take one
+    /// of its ticks (a few milliseconds on Linux).
     pub fn decision_cache<I, S>(mut self, ttl: Duration, routing_headers: I) -> Self
     where
         I: IntoIterator<Item = S>,
