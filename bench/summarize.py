@@ -138,6 +138,9 @@ if kafka:
     lines += [
               f"| workstation, SDK, depth {rs[0]['depth']} | {spread([r['sdk_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} "
               f"| {spread([r['sdk_ratio'] for r in rs], lambda v: f'{v:.3f}')} |"]
+    if rs[0].get("decisions_msgs_per_s"):
+        lines.append(f"| decisions from the cache in a plain loop, no stream adapter, no offsets | {spread([r['decisions_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} "
+                     f"| {spread([r['decisions_ratio'] for r in rs], lambda v: f'{v:.2f}')} |")
     if rs[0].get("cached_msgs_per_s"):
         lines.append(f"| workstation, SDK with the decision cache | {spread([r['cached_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} "
                      f"| {spread([r['cached_ratio'] for r in rs], lambda v: f'{v:.2f}')} |")

@@ -8,7 +8,9 @@
 //! header of every message through librdkafka, as any filter on headers
 //! must (the ceiling of such a filter); the others are workstation
 //! consumers: the stream adapter asks the (in-process) mock API about every
-//! message, up to `--depth` at once, and marks what it hands out done.
+//! message, up to `--depth` at once, and marks what it hands out done. With
+//! the cache, a plain loop that awaits each decision and stores no offset
+//! shows what the decision costs apart from the stream adapter.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -99,15 +101,21 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
                 .intercept_id(ID)
                 .decision_cache(Duration::from_secs(ttl), ["x-dev"])
                 .build()?;
-            Some(
-                drain(
-                    &bootstrap,
-                    &args,
-                    "workstation-cached",
-                    Reader::Sdk(&cached),
-                )
-                .await?,
+            let plain = drain(
+                &bootstrap,
+                &args,
+                "workstation-decisions",
+                Reader::Decisions(&cached),
             )
+            .await?;
+            let stream = drain(
+                &bootstrap,
+                &args,
+                "workstation-cached",
+                Reader::Sdk(&cached),
+            )
+            .await?;
+            Some((plain, stream))
         }
     };
 
@@ -123,8 +131,10 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
                 "headers_ratio": rate(headers) / rate(baseline),
                 "sdk_msgs_per_s": with_sdk.map(rate),
                 "sdk_ratio": with_sdk.map(|d| rate(d) / rate(baseline)),
-                "cached_msgs_per_s": with_cache.map(rate),
-                "cached_ratio": with_cache.map(|d| rate(d) / rate(baseline)),
+                "decisions_msgs_per_s": with_cache.map(|(d, _)| rate(d)),
+                "decisions_ratio": with_cache.map(|(d, _)| rate(d) / rate(baseline)),
+                "cached_msgs_per_s": with_cache.map(|(_, d)| rate(d)),
+                "cached_ratio": with_cache.map(|(_, d)| rate(d) / rate(baseline)),
             })
         );
     } else {
@@ -141,8 +151,9 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
         if let Some(d) = with_sdk {
             line(&format!("workstation, depth {}", args.depth), d);
         }
-        if let Some(d) = with_cache {
-            line("workstation, cached", d);
+        if let Some((plain, stream)) = with_cache {
+            line("cached decisions, no stream", plain);
+            line("workstation, cached", stream);
         }
     }
     Ok(())
@@ -216,6 +227,9 @@ enum Reader<'a> {
     Headers,
     /// Filters with the SDK and marks what it hands out done.
     Sdk(&'a Client),
+    /// Awaits the SDK's decision on each message, nothing else: no stream
+    /// adapter, no offsets.
+    Decisions(&'a Client),
 }
 
 /// Reads `--messages` messages, every partition assigned, in a group of its
@@ -229,7 +243,7 @@ async fn drain(
     let (count, depth) = (args.messages, args.depth);
     // A workstation reads in a group of its own, as the SDK checks.
     let group = match reader {
-        Reader::Sdk(tp) => tp.group_id(group),
+        Reader::Sdk(tp) | Reader::Decisions(tp) => tp.group_id(group),
         _ => group.to_owned(),
     };
     let consumer: StreamConsumer = ClientConfig::new()
@@ -269,6 +283,12 @@ async fn drain(
                 for header in message.headers().iter().flat_map(|h| h.iter()) {
                     std::hint::black_box((header.key, header.value));
                 }
+            }
+        }
+        Reader::Decisions(tp) => {
+            for _ in 1..count {
+                let message = consumer.recv().await?;
+                std::hint::black_box(tp.should_consume(&message).await?);
             }
         }
         Reader::Sdk(tp) => {
