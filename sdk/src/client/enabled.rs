@@ -64,6 +64,10 @@ pub(super) struct Enabled {
     /// side's.
     pub(super) side_check: bool,
     /// Whether a workstation may read in a group that is not its own.
+    #[cfg_attr(
+        not(feature = "rdkafka"),
+        expect(dead_code, reason = "only the stream adapter checks groups")
+    )]
     pub(super) allow_shared_group: bool,
     /// What the side check found, once it found something.
     pub(super) side: tokio::sync::OnceCell<SideVerdict>,
@@ -332,6 +336,7 @@ impl Enabled {
 
     /// Whether decisions are being held now: the API is failing and the
     /// policy waits for it on this side.
+    #[cfg(feature = "rdkafka")]
     pub(super) fn holds_decisions(&self) -> bool {
         self.policy.on_failure(self.is_workstation()) == OnFailure::Hold
             && self.outages.is_failing()

@@ -344,6 +344,7 @@ impl Client {
     }
 
     /// Whether a workstation may read in a group that is not its own.
+    #[cfg(feature = "rdkafka")]
     pub(crate) fn allows_shared_group(&self) -> bool {
         match &self.state {
             State::Disabled(_) => false,
@@ -353,6 +354,7 @@ impl Client {
 
     /// Whether decisions are being held now: the API is failing and the
     /// policy waits for it on this side.
+    #[cfg(feature = "rdkafka")]
     pub(crate) fn holds_decisions(&self) -> bool {
         match &self.state {
             State::Disabled(_) => false,
