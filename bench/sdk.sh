@@ -18,7 +18,7 @@ for round in $(seq "$rounds"); do
     python3 bench/criterion_results.py "$round" >> bench/results/sdk.jsonl
     result=$(target/release/tpk-load breakdown --queries 20000 --json)
     echo "{\"round\":$round,\"result\":$result}" >> bench/results/breakdown.jsonl
-    result=$(target/release/tpk-load kafka --messages 100000 --cache-ttl 60 --json)
+    result=$(target/release/tpk-load kafka --messages 200000 --cache-ttl 60 --repeat 5 --json)
     echo "{\"round\":$round,\"result\":$result}" >> bench/results/kafka.jsonl
     echo "round $round done"
 done
