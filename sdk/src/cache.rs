@@ -219,6 +219,32 @@ mod tests {
     }
 
     #[test]
+    fn a_key_reads_the_headers_only_up_to_the_last_routing_header() {
+        let c = cache(Duration::from_secs(60), 10);
+        let headers: &[(&str, &[u8])] = &[
+            ("traceparent", b"00-1"),
+            ("x-team", b"t"),
+            ("x-dev", b"alice"),
+            ("x-dev", b"bob"),
+            ("other", b"1"),
+        ];
+        // Each header read from an rdkafka message is a call into librdkafka.
+        let mut read = 0;
+        let key = c.key(
+            None,
+            headers.iter().map(|&(k, v)| {
+                read += 1;
+                (k, v)
+            }),
+        );
+        assert_eq!(read, 3, "x-dev, the last routing header, is the third");
+        assert_eq!(
+            key,
+            c.key_of(None, &[("x-dev", Some(b"alice")), ("x-team", Some(b"t"))])
+        );
+    }
+
+    #[test]
     fn answers_expire_after_the_ttl() {
         let fresh = cache(Duration::from_secs(600), 10);
         fresh.insert(b"k".to_vec(), true);
