@@ -84,20 +84,23 @@ async fn a_pod_with_an_intercept_id_is_refused_by_name() {
             .contains("is the pod's traffic-agent (it answers clientSide: false)"),
         "{err}"
     );
-    let blocking = ClientBuilder::default()
-        .api_url(pod_api.url())
-        .intercept_id(ID)
-        .build_blocking();
-    let blocking = blocking.unwrap();
-    let err = tokio::task::spawn_blocking(move || blocking.should_consume(&alice()))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(
-        err.kind(),
-        ErrorKind::Config,
-        "the blocking client refuses too"
-    );
+    #[cfg(feature = "blocking")]
+    {
+        let blocking = ClientBuilder::default()
+            .api_url(pod_api.url())
+            .intercept_id(ID)
+            .build_blocking();
+        let blocking = blocking.unwrap();
+        let err = tokio::task::spawn_blocking(move || blocking.should_consume(&alice()))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Config,
+            "the blocking client refuses too"
+        );
+    }
 }
 
 #[tokio::test]
@@ -209,15 +212,18 @@ async fn check_side_at_start_names_a_mismatch_and_reports_a_failing_api() {
         .await
         .unwrap();
 
-    let blocking = ClientBuilder::default()
-        .api_url(workstation_api.url())
-        .build_blocking()
-        .unwrap();
-    let err = tokio::task::spawn_blocking(move || blocking.check_side())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config, "the blocking client too");
+    #[cfg(feature = "blocking")]
+    {
+        let blocking = ClientBuilder::default()
+            .api_url(workstation_api.url())
+            .build_blocking()
+            .unwrap();
+        let err = tokio::task::spawn_blocking(move || blocking.check_side())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "the blocking client too");
+    }
 }
 
 /// An intercept's environment without the API's port is within the rules
