@@ -1,6 +1,7 @@
 //! Without Telepresence the decision must cost nothing but a branch: no
-//! allocation, no I/O. Counted with an allocator that tallies this thread's
-//! allocations.
+//! allocation, no I/O; and an answer from the decision cache, the
+//! workstation's usual case, no allocation either. Counted with an allocator
+//! that tallies this thread's allocations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,6 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
 use telepresence_kafka::{Client, ClientBuilder, HeaderList};
+use telepresence_mock_server::{Intercept, MockServer};
 
 struct Counting;
 
@@ -135,4 +137,78 @@ fn the_routing_context_of_a_message_costs_no_allocation() {
         std::hint::black_box(&routing);
     }
     assert_eq!(allocations() - before, 0, "allocations per routing context");
+}
+
+/// A workstation that reads mostly messages it has seen the like of answers
+/// them from memory: after the first answer for each routing value, a
+/// decision is ready at once and allocates nothing, for messages of either
+/// kind and with a path from the topic.
+#[test]
+fn an_answer_from_the_cache_costs_no_allocation() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime
+        .block_on(
+            MockServer::builder()
+                .intercepts([
+                    Intercept::new("4b1658c3-9ad3-4b5e-8b80-2ddf48b8bd46:orders")
+                        .header("x-dev", "alice"),
+                ])
+                .start(),
+        )
+        .unwrap();
+    let tp = ClientBuilder::from_env_vars(|name| {
+        let vars = server.env().vars();
+        vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into())
+    })
+    .unwrap()
+    .path_from_topic()
+    .decision_cache(std::time::Duration::from_secs(600), ["x-dev"])
+    .build()
+    .unwrap();
+    let alice: &[(&str, Option<&[u8]>)] = &[
+        ("x-dev", Some(b"alice")),
+        ("traceparent", Some(b"00-1-2-01")),
+    ];
+    let bob: &[(&str, Option<&[u8]>)] =
+        &[("traceparent", Some(b"00-3-4-01")), ("x-dev", Some(b"bob"))];
+    let listed = [
+        HeaderList::new(alice).topic("orders"),
+        HeaderList::new(bob).topic("orders"),
+    ];
+    let message = OwnedMessage::new(
+        Some(b"payload".to_vec()),
+        None,
+        "orders".into(),
+        Timestamp::NotAvailable,
+        0,
+        0,
+        Some(
+            OwnedHeaders::new()
+                .insert(Header {
+                    key: "traceparent",
+                    value: Some("00-1-2-01"),
+                })
+                .insert(Header {
+                    key: "x-dev",
+                    value: Some("alice"),
+                }),
+        ),
+    );
+    // The first of each asks the server; a thread's first hit may set up
+    // what every later one reuses.
+    for listed in &listed {
+        runtime.block_on(tp.should_consume(listed)).unwrap();
+    }
+    assert!(ready(tp.should_consume(&message)).unwrap());
+
+    let before = allocations();
+    for _ in 0..1000 {
+        assert!(ready(tp.should_consume(&listed[0])).unwrap());
+        assert!(!ready(tp.should_consume(&listed[1])).unwrap());
+        assert!(ready(tp.should_consume(&message)).unwrap());
+    }
+    assert_eq!(allocations() - before, 0, "allocations per cache hit");
+    assert_eq!(tp.stats().cache_hits, 3001);
+    drop(tp);
+    runtime.block_on(server.shutdown());
 }

@@ -105,14 +105,13 @@ impl Enabled {
         self.read(msg, |headers, path| {
             let cache_key = match &self.cache {
                 None => None,
-                Some(cache) => {
-                    let key = cache.key(path.as_deref(), headers.iter());
-                    if let Some(answer) = cache.get(&key) {
+                Some(cache) => match cache.lookup(path.as_deref(), headers.iter()) {
+                    Ok(answer) => {
                         Counters::add(&self.counters.cache_hits, 1);
                         return Plan::Known(answer);
                     }
-                    Some(key)
-                }
+                    Err(key) => Some(key),
+                },
             };
             Plan::Ask(Box::new(self.query(
                 &self.consume_here,
@@ -138,11 +137,13 @@ impl Enabled {
             None => self.path.resolve_from_topic(|| msg.topic())?,
         };
         let own = msg.headers().map(|(k, v)| (k, v.unwrap_or_default()));
-        let key = cache.key(path.as_deref(), own);
-        if let Some(answer) = cache.get(&key) {
-            Counters::add(&self.counters.cache_hits, 1);
-            return Some(Plan::Known(answer));
-        }
+        let key = match cache.lookup(path.as_deref(), own) {
+            Ok(answer) => {
+                Counters::add(&self.counters.cache_hits, 1);
+                return Some(Plan::Known(answer));
+            }
+            Err(key) => key,
+        };
         Some(self.read(msg, |headers, path| {
             Plan::Ask(Box::new(self.query(
                 &self.consume_here,
