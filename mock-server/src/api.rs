@@ -25,6 +25,17 @@ use crate::state::{Question, ServerState, Verdict};
 use crate::wire::{Answer, WireAnswers};
 use telepresence_api::endpoint;
 
+/// A request body the API can read: hyper's own, or axum's.
+pub(crate) trait HttpBody:
+    hyper::body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + 'static
+{
+}
+
+impl<B> HttpBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + 'static
+{
+}
+
 /// What a path is, once routed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint {
@@ -122,10 +133,13 @@ impl Outcome {
 }
 
 /// Serves one request to `endpoint`, which came on `connection`.
-pub(crate) async fn handle(
+///
+/// Generic over the body so that the API's own requests, whose body is read
+/// only when Go would read a form, do not box it first.
+pub(crate) async fn handle<B: HttpBody>(
     state: &Arc<ServerState>,
     endpoint: Endpoint,
-    request: Request,
+    request: http::Request<B>,
     connection: Option<Connection>,
 ) -> Response {
     let started_ms = Journal::now_ms();
@@ -160,11 +174,11 @@ fn fault_reply(state: &ServerState, fault: &mut Injection) -> Option<Reply> {
 }
 
 /// The endpoint's own answer.
-async fn answer(
+async fn answer<B: HttpBody>(
     state: &Arc<ServerState>,
     endpoint: Endpoint,
     parts: &Parts,
-    body: Body,
+    body: B,
 ) -> Outcome {
     match endpoint {
         Endpoint::Healthz => Outcome::new(Reply::Answer(Answer::empty_ok())),
@@ -189,7 +203,12 @@ fn unknown_path(parts: &Parts) -> Answer {
 
 /// `/consume-here` and `/intercept-info`: the parameters, from the query and
 /// a form body as Go reads them, then the decision.
-async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: Body) -> Outcome {
+async fn ask<B: HttpBody>(
+    state: &Arc<ServerState>,
+    question: Question,
+    parts: &Parts,
+    body: B,
+) -> Outcome {
     // Held, with its share of the server's body budget, until the decision is made.
     let form_body = match read_form_body(state, parts, body).await {
         Ok(form_body) => form_body,
@@ -223,15 +242,15 @@ async fn ask(state: &Arc<ServerState>, question: Question, parts: &Parts, body: 
 }
 
 /// The body, when Go would read it as a form; otherwise nothing.
-async fn read_form_body(
+async fn read_form_body<B: HttpBody>(
     state: &ServerState,
     parts: &Parts,
-    body: Body,
+    body: B,
 ) -> Result<Option<ReadBody>, Answer> {
     if !form::has_form_body(&parts.method, &parts.headers) {
         return Ok(None);
     }
-    body::read(body, &state.limits, &state.body_budget)
+    body::read(Body::new(body), &state.limits, &state.body_budget)
         .await
         .map(Some)
         .map_err(|error| Answer::go_http_error(error.status(), &error.to_string()))

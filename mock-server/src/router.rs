@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::response::Response;
 use axum::routing::get;
 use hyper::body::Incoming;
@@ -63,10 +62,7 @@ impl Routes {
             return refused;
         }
         match Endpoint::of(&self.state, request.uri().path()) {
-            Some(endpoint) => {
-                let request = request.map(Body::new);
-                api::handle(&self.state, endpoint, request, Some(connection)).await
-            }
+            Some(endpoint) => api::handle(&self.state, endpoint, request, Some(connection)).await,
             None => {
                 request.extensions_mut().insert(connection);
                 match self.others.oneshot(request).await {
