@@ -30,7 +30,11 @@ wait_healthy() { until curl -sf "http://127.0.0.1:$1/healthz" >/dev/null; do sle
 target/release/telepresence-mock-server --listen 127.0.0.1:9980 "${intercept[@]}" 2>/dev/null & pids+=($!)
 mock_pid=$!
 target/bench/go-peer -listen 127.0.0.1:9981 "${intercept[@]}" 2>/dev/null & pids+=($!)
+go_pid=$!
 wait_healthy 9980; wait_healthy 9981
+# A server's CPU time so far (user and system), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+clk_tck=$(getconf CLK_TCK)
 
 idle_kib=$(awk '/VmRSS/ {print $2}' /proc/$mock_pid/status)
 echo "{\"kind\":\"idle_rss\",\"server\":\"mock\",\"kib\":$idle_kib}" >> "$out"
@@ -39,14 +43,21 @@ echo "{\"kind\":\"idle_rss\",\"server\":\"mock\",\"kib\":$idle_kib}" >> "$out"
 for round in $(seq "$rounds"); do
     for c in 1 8 64 256; do
         for tool in tpk-load wrk; do
-            for server in mock:9980 go:9981; do
-                name=${server%%:*}; port=${server##*:}
+            for server in mock:9980:$mock_pid go:9981:$go_pid; do
+                IFS=: read -r name port pid <<< "$server"
+                # The server's own CPU per request, counted for wrk's runs,
+                # which send nothing but the measured requests: the two
+                # cores are shared with the load generator, so throughput
+                # alone hides how much each server spends on a request.
+                cpu=
                 if [ "$tool" = wrk ]; then
+                    before=$(cpu_ticks "$pid")
                     result=$(WRK_CONNECTIONS=$c wrk -t1 -c"$c" -d"${seconds}s" -s bench/consume-here.lua "http://127.0.0.1:$port" | tail -n 1)
+                    cpu=",\"cpu_ticks\":$(( $(cpu_ticks "$pid") - before )),\"clk_tck\":$clk_tck"
                 else
                     result=$($load run --url "http://127.0.0.1:$port" --concurrency "$c" --duration "${seconds}s" --json)
                 fi
-                echo "{\"kind\":\"throughput\",\"tool\":\"$tool\",\"server\":\"$name\",\"round\":$round,\"result\":$result}" >> "$out"
+                echo "{\"kind\":\"throughput\",\"tool\":\"$tool\",\"server\":\"$name\",\"round\":$round$cpu,\"result\":$result}" >> "$out"
                 echo "round $round, $tool, $name, concurrency $c: $(echo "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(round(r["rps"]), "req/s, p99", r["latency_us"]["p99"], "us")')"
                 # A run with errors measured something else than answers.
                 echo "$result" | python3 -c 'import json,sys; n=json.load(sys.stdin)["errors"]; sys.exit(f"{n} errors: the figures are not answers" if n else 0)'

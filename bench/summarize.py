@@ -54,6 +54,22 @@ if servers:
         lines.append("")
     lines += ["| load from | concurrency | mock / go throughput (medians) |", "| --- | --- | --- |"]
     lines += [f"| {tool} | {c} | {r:.2f}x |" for (tool, c), r in ratios.items()]
+
+    def cpu_us(s):
+        return s["cpu_ticks"] / s["clk_tck"] * 1e6 / s["result"]["requests"]
+
+    counted = [s for s in runs if "cpu_ticks" in s and s["result"]["requests"]]
+    if counted:
+        lines += ["", "### Each server's own CPU time per request (user and system), load from wrk", "",
+                  "| concurrency | mock µs | go µs | go / mock |", "| --- | --- | --- | --- |"]
+        for c in sorted({s["result"]["concurrency"] for s in counted}):
+            per = {server: [cpu_us(s) for s in counted
+                            if s["server"] == server and s["result"]["concurrency"] == c]
+                   for server in ["mock", "go"]}
+            if per["mock"] and per["go"]:
+                lead = statistics.median(per["go"]) / statistics.median(per["mock"])
+                lines.append(f"| {c} | {spread(per['mock'], lambda v: f'{v:.1f}')} "
+                             f"| {spread(per['go'], lambda v: f'{v:.1f}')} | {lead:.2f}x |")
     for s in servers:
         if s["kind"] == "idle_rss":
             lines += ["", f"- idle RSS: {s['kib'] / 1024:.1f} MiB"]
