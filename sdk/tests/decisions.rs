@@ -450,3 +450,31 @@ async fn clones_share_counters() {
     }
     assert_eq!(clone.stats().consumed, 8);
 }
+
+/// A client kept for the life of a program outlives runtimes: each
+/// `#[tokio::test]` starts its own, and so does the blocking client. A
+/// kept-alive connection opened on a runtime that has ended is dropped and
+/// the query goes on a new one, without an error, a retry or a fallback.
+#[test]
+fn a_client_outlives_the_runtime_that_opened_its_connections() {
+    let server_runtime = tokio::runtime::Runtime::new().unwrap();
+    let server =
+        server_runtime.block_on(server(Side::Client, Wire::V2_25, vec![alice_intercept()]));
+    let tp = client_from_env(&server).build().unwrap();
+    for (round, dev_name) in ["alice", "bob", "alice"].into_iter().enumerate() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let decided = runtime.block_on(tp.should_consume(&dev(dev_name)));
+        assert_eq!(decided.unwrap(), dev_name == "alice", "round {round}");
+        drop(runtime);
+    }
+    let stats = tp.stats();
+    assert_eq!((stats.errors, stats.retries, stats.fallbacks), (0, 0, 0));
+    assert_eq!(
+        server_runtime.block_on(decisions(&server)).len(),
+        3,
+        "one query per decision"
+    );
+}
