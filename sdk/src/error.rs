@@ -210,8 +210,6 @@ impl From<rdkafka::error::KafkaError> for Error {
 
 #[cfg(test)]
 mod tests {
-    use std::error::Error as _;
-
     use super::*;
     use crate::{Client, ClientBuilder, FailurePolicy};
 
@@ -301,6 +299,7 @@ mod tests {
     #[test]
     fn a_kafka_error_is_quoted_once_and_kept() {
         use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        use std::error::Error as _;
 
         let kafka = || KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
         // rdkafka's own error both quotes its code and links it: linked as a

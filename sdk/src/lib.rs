@@ -5,7 +5,8 @@
 //! REST API beside each; given a message's headers it says whether *this*
 //! side should process it. This crate asks it, with one call:
 //!
-//! ```no_run
+#![cfg_attr(feature = "rdkafka", doc = "```no_run")]
+#![cfg_attr(not(feature = "rdkafka"), doc = "```ignore")]
 //! use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 //! use rdkafka::ClientConfig;
 //!
@@ -49,12 +50,12 @@
 //!
 //! - `rdkafka` (default): decisions for any `rdkafka` message, and the stream
 //!   adapter. Without it, use [`HeaderList`] or implement [`KafkaMessage`].
-//! - `blocking`: [`blocking::Client`], for `BaseConsumer` loops.
+//! - `blocking`: `blocking::Client`, for `BaseConsumer` loops.
 //! - `reqwest`: [`WithRouting`] for `reqwest::RequestBuilder`, to pass a
 //!   message's routing context on to the HTTP requests its handling makes.
 //! - `metrics`: an enabled client's decisions, fallbacks, held decisions and
 //!   their latency, by side and topic, on the `metrics` crate's facade, for
-//!   the exporter you already use: see [`metrics`](mod@metrics).
+//!   the exporter you already use: see the `metrics` module.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -58,7 +58,9 @@
 //! `examples/src/bin/metrics.rs` in the repository. Here, a test's view,
 //! with a recorder that keeps what it is given:
 //!
-//! ```
+#![cfg_attr(feature = "metrics", doc = "```")]
+// Compiled only with the feature: without it the module is the no-op hooks.
+#![cfg_attr(not(feature = "metrics"), doc = "```ignore")]
 //! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 //! use telepresence_kafka::{Client, HeaderList, metrics::PROCESSED_TOTAL};
 //! use telepresence_mock_server::{Intercept, MockServer, Side};

@@ -235,7 +235,8 @@ impl<'r, 'm> IntoIterator for &'r RoutingHeaders<'m> {
 /// Kafka record (with the `rdkafka` feature) or a `reqwest` request (with the
 /// `reqwest` feature). A header the record or request already has wins.
 ///
-/// ```no_run
+#[cfg_attr(feature = "rdkafka", doc = "```no_run")]
+#[cfg_attr(not(feature = "rdkafka"), doc = "```ignore")]
 /// use std::time::Duration;
 /// use telepresence_kafka::rdkafka::message::BorrowedMessage;
 /// use telepresence_kafka::rdkafka::producer::{FutureProducer, FutureRecord};

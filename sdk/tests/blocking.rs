@@ -1,5 +1,4 @@
 //! The blocking client: same answers, no async runtime in sight.
-#![cfg(feature = "blocking")]
 
 use std::collections::BTreeSet;
 use std::sync::mpsc;

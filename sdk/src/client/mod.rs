@@ -41,7 +41,8 @@ use telepresence_api::InterceptInfo;
 /// [`should_consume`](Self::should_consume) answers `true` at once, with no
 /// I/O and no allocation.
 ///
-/// ```
+#[cfg_attr(feature = "rdkafka", doc = "```")]
+#[cfg_attr(not(feature = "rdkafka"), doc = "```ignore")]
 /// # async fn example(msg: &rdkafka::message::BorrowedMessage<'_>) -> Result<(), telepresence_kafka::Error> {
 /// let tp = telepresence_kafka::Client::from_env()?;
 /// if tp.should_consume(msg).await? {
@@ -382,8 +383,11 @@ mod tests {
         assert!(!tp.is_enabled());
         assert_eq!(tp.api_url(), None);
         assert!(matches!(tp.enabled(), Err(e) if e.kind() == ErrorKind::NotConfigured));
-        assert!(!tp.holds_decisions());
-        assert!(!tp.allows_shared_group());
+        #[cfg(feature = "rdkafka")]
+        {
+            assert!(!tp.holds_decisions());
+            assert!(!tp.allows_shared_group());
+        }
     }
 
     #[test]
