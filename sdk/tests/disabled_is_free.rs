@@ -36,6 +36,27 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
+/// A message on `orders` with these headers.
+fn message_on_orders(headers: &[(&str, &str)]) -> OwnedMessage {
+    let headers = headers
+        .iter()
+        .fold(OwnedHeaders::new(), |all, &(key, value)| {
+            all.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+    OwnedMessage::new(
+        Some(b"payload".to_vec()),
+        None,
+        "orders".into(),
+        Timestamp::NotAvailable,
+        0,
+        0,
+        Some(headers),
+    )
+}
+
 /// Polls once: a disabled decision must be ready at once, without a runtime.
 fn ready<F: Future>(future: F) -> F::Output {
     match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
@@ -56,18 +77,7 @@ fn a_disabled_decision_allocates_nothing_and_answers_at_once() {
         ("traceparent", Some(b"00-1-2-01")),
     ];
     let listed = HeaderList::new(headers).topic("orders");
-    let message = OwnedMessage::new(
-        Some(b"payload".to_vec()),
-        None,
-        "orders".into(),
-        Timestamp::NotAvailable,
-        0,
-        0,
-        Some(OwnedHeaders::new().insert(Header {
-            key: "x-dev",
-            value: Some("alice"),
-        })),
-    );
+    let message = message_on_orders(&[("x-dev", "alice")]);
 
     let before = allocations();
     let probe = std::hint::black_box(vec![1u8; 16]);
@@ -107,29 +117,11 @@ fn the_routing_context_of_a_message_costs_no_allocation() {
         .baggage(telepresence_kafka::Baggage::members(["x-dev"]))
         .build()
         .unwrap();
-    let message = OwnedMessage::new(
-        Some(b"payload".to_vec()),
-        None,
-        "orders".into(),
-        Timestamp::NotAvailable,
-        0,
-        0,
-        Some(
-            OwnedHeaders::new()
-                .insert(Header {
-                    key: "x-dev",
-                    value: Some("alice"),
-                })
-                .insert(Header {
-                    key: "traceparent",
-                    value: Some("00-1-2-01"),
-                })
-                .insert(Header {
-                    key: "baggage",
-                    value: Some("x-dev=alice,tenant=acme"),
-                }),
-        ),
-    );
+    let message = message_on_orders(&[
+        ("x-dev", "alice"),
+        ("traceparent", "00-1-2-01"),
+        ("baggage", "x-dev=alice,tenant=acme"),
+    ]);
     let before = allocations();
     for _ in 0..1000 {
         let routing = tp.routing_headers(&message);
@@ -175,25 +167,7 @@ fn an_answer_from_the_cache_costs_no_allocation() {
         HeaderList::new(alice).topic("orders"),
         HeaderList::new(bob).topic("orders"),
     ];
-    let message = OwnedMessage::new(
-        Some(b"payload".to_vec()),
-        None,
-        "orders".into(),
-        Timestamp::NotAvailable,
-        0,
-        0,
-        Some(
-            OwnedHeaders::new()
-                .insert(Header {
-                    key: "traceparent",
-                    value: Some("00-1-2-01"),
-                })
-                .insert(Header {
-                    key: "x-dev",
-                    value: Some("alice"),
-                }),
-        ),
-    );
+    let message = message_on_orders(&[("traceparent", "00-1-2-01"), ("x-dev", "alice")]);
     // The first of each asks the server; a thread's first hit may set up
     // what every later one reuses.
     for listed in &listed {
