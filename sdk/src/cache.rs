@@ -31,7 +31,8 @@ const SCRATCH_KEEP: usize = 4096;
 
 thread_local! {
     /// Where a lookup builds its key: a hit, the usual case, then allocates
-    /// nothing (one allocation and free were a fifth of a hit's time).
+    /// nothing, whatever the program's allocator and however many threads
+    /// decide at once.
     static KEY_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
