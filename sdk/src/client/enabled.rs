@@ -105,11 +105,8 @@ impl Enabled {
         self.read(msg, |headers, path| {
             let cache_key = match &self.cache {
                 None => None,
-                Some(cache) => match cache.lookup(path.as_deref(), headers.iter()) {
-                    Ok(answer) => {
-                        Counters::add(&self.counters.cache_hits, 1);
-                        return Plan::Known(answer);
-                    }
+                Some(cache) => match self.look_up(cache, path.as_deref(), headers.iter()) {
+                    Ok(answer) => return Plan::Known(answer),
                     Err(key) => Some(key),
                 },
             };
@@ -137,11 +134,8 @@ impl Enabled {
             None => self.path.resolve_from_topic(|| msg.topic())?,
         };
         let own = msg.headers().map(|(k, v)| (k, v.unwrap_or_default()));
-        let key = match cache.lookup(path.as_deref(), own) {
-            Ok(answer) => {
-                Counters::add(&self.counters.cache_hits, 1);
-                return Some(Plan::Known(answer));
-            }
+        let key = match self.look_up(cache, path.as_deref(), own) {
+            Ok(answer) => return Some(Plan::Known(answer)),
             Err(key) => key,
         };
         Some(self.read(msg, |headers, path| {
@@ -152,6 +146,20 @@ impl Enabled {
                 Some(key),
             )))
         }))
+    }
+
+    /// [`DecisionCache::lookup`], counting the hits.
+    fn look_up<'h>(
+        &self,
+        cache: &DecisionCache,
+        path: Option<&str>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> Result<bool, Vec<u8>> {
+        let found = cache.lookup(path, headers);
+        if found.is_ok() {
+            Counters::add(&self.counters.cache_hits, 1);
+        }
+        found
     }
 
     /// The `/intercept-info` query for `msg` (never cached).
