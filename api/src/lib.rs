@@ -39,7 +39,8 @@
 //!
 //! - `matching`: [`Intercept::validate`], [`Intercept::compile`] and
 //!   [`CompiledIntercept`], Telepresence's rules for whether a request
-//!   matches an intercept. Pulls in `regex`.
+//!   matches an intercept, its regular expressions read as Go's `regexp`
+//!   reads them (`\w` is ASCII, `a**` is refused). Pulls in `regex`.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -47,6 +48,8 @@
 pub mod admin;
 mod answer;
 mod error;
+#[cfg(feature = "matching")]
+mod go_regex;
 mod intercept;
 #[cfg(feature = "matching")]
 mod matching;

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use http::HeaderName;
-use regex::Regex;
+
+use crate::go_regex::GoRegex;
 
 use crate::intercept::{Intercept, InterceptError, is_regex};
 use crate::reason::{Expected, Mismatch, PathFilter};
@@ -157,8 +158,8 @@ fn regex_or_literal(
     pattern: &str,
     rules: &Rules,
     literals: &mut Vec<LiteralRegex>,
-) -> Result<Option<Regex>, InterceptError> {
-    match Regex::new(pattern) {
+) -> Result<Option<GoRegex>, InterceptError> {
+    match GoRegex::new(pattern) {
         Ok(regex) => Ok(Some(regex)),
         Err(error) => match rules.invalid_regex {
             InvalidRegex::Refused => Err(InterceptError::new(
@@ -191,7 +192,7 @@ pub struct LiteralRegex {
 #[derive(Clone, Debug)]
 enum ValueMatcher {
     Exact(String),
-    Regex(Regex),
+    Regex(GoRegex),
 }
 
 impl ValueMatcher {
@@ -222,7 +223,7 @@ struct HeaderRule {
 enum PathMatcher {
     Equal(String),
     Prefix(String),
-    Regex(Regex),
+    Regex(GoRegex),
 }
 
 impl PathMatcher {
@@ -245,7 +246,7 @@ impl PathMatcher {
 
 /// Go matches regular expressions against bytes read as UTF-8, each invalid
 /// byte standing for U+FFFD; the lossy conversion does the same.
-fn regex_search(re: &Regex, value: &[u8]) -> bool {
+fn regex_search(re: &GoRegex, value: &[u8]) -> bool {
     !value.is_empty() && re.is_match(&String::from_utf8_lossy(value))
 }
 

@@ -517,6 +517,40 @@ async fn path_parameters_are_form_decoded() {
     assert_eq!(got.body, "false");
 }
 
+/// Go's `\w` is `[0-9A-Za-z_]`, its `\<` a literal `<`; the `regex` crate
+/// reads both otherwise unless told (api/tests/go_regexp.rs has the rest).
+#[tokio::test]
+async fn regexes_are_read_as_go_reads_them() {
+    let server = start(
+        MockServer::builder().intercept(
+            Intercept::new("i")
+                .path_regex(r"^/\w+$")
+                .header("x-dev", r"\<dev\>"),
+        ),
+    )
+    .await;
+    let decide = async |path: &str, dev: &str| {
+        let query = format!("/consume-here?path={path}");
+        let got = ask(&server.url(), &query)
+            .caller("i")
+            .header("x-dev", dev)
+            .send()
+            .await;
+        got.body
+    };
+    assert_eq!(decide("/orders_2", "<dev>").await, "true");
+    assert_eq!(
+        decide("/caf%C3%A9", "<dev>").await,
+        "false",
+        "é is no word character in Go"
+    );
+    assert_eq!(
+        decide("/orders_2", "dev").await,
+        "false",
+        r"\< is a literal <"
+    );
+}
+
 #[tokio::test]
 async fn unclean_paths_are_redirected_like_go_s_serve_mux() {
     let server = start(MockServer::builder().intercept(Intercept::new("i"))).await;
