@@ -17,11 +17,13 @@
 //!   `s` and `U`, and escapes it does not know (`\u0041`, `\e`, `\C`).
 //!
 //! `api/tests/go_regexp.rs` holds this to what Go's own `regexp` says of
-//! a few thousand patterns. What is left: Unicode class names are Go
-//! 1.23's, spelled exactly (Go 1.25 also takes loose spellings), while the
-//! classes follow the `regex` crate's Unicode version; and the crate refuses
-//! a pattern whose compiled form would pass 10 MiB or that nests more than
-//! 250 deep, where Go's limits are higher.
+//! a few thousand patterns. What is left: Unicode class names are those
+//! Go 1.23 knows, spelled exactly (a later Go may know more), while the
+//! classes follow the `regex` crate's Unicode version; Go's estimate of a
+//! pattern's compiled size is not made (such a pattern is refused for its
+//! counts, or by the crate); and the crate refuses a pattern whose compiled
+//! form would pass 10 MiB or that nests more than 250 deep, where Go's
+//! limits are higher.
 
 use std::fmt::{self, Write};
 
@@ -105,7 +107,7 @@ const POSIX_CLASSES: &[&str] = &[
 /// The class names Go knows after `\p`: `Any`, the Unicode general
 /// categories and the scripts (Go 1.23, Unicode 15.0.0), spelled exactly;
 /// sorted, for a binary search. The `regex` crate knows them all, and
-/// looser spellings too (`\p{greek}`), which Go refuses before 1.25.
+/// looser spellings too (`\p{greek}`), which Go 1.23 refuses.
 #[rustfmt::skip]
 const UNICODE_CLASSES: &[&str] = &[
     "Adlam", "Ahom", "Anatolian_Hieroglyphs", "Any", "Arabic", "Armenian", "Avestan",

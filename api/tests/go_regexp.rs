@@ -1,6 +1,6 @@
 //! The filters' regular expressions against Go's `regexp` package, which
 //! Telepresence compiles them with. `go-regexp/cases.json` holds what Go
-//! says of about 3 800 patterns (written out where the two syntaxes differ,
+//! says of about 4 700 patterns (written out where the two syntaxes differ,
 //! and drawn at random from pieces of both; `go-regexp/main.go` writes it):
 //! each must compile here exactly when it compiles in Go, with Go's reason
 //! when it does not, and find a match in exactly the values Go finds one in.
