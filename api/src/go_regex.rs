@@ -319,7 +319,7 @@ impl<'p> Translator<'p> {
         if self.peek() == Some('?') {
             self.bump();
         }
-        let weight = match self.last {
+        let (inner, out) = match self.last {
             Last::Nothing => {
                 return Err(SyntaxError::go(MISSING_REPEAT_ARGUMENT, self.since(start)));
             }
@@ -340,10 +340,9 @@ impl<'p> Translator<'p> {
                 (weight, out)
             }
         };
-        let (weight, out) = weight;
         let weight = match factor {
             0 => 1,
-            factor => weight.saturating_mul(factor),
+            factor => inner.saturating_mul(factor),
         };
         if checked && weight > MAX_REPEAT {
             return Err(SyntaxError::go(REPEAT_SIZE, self.since(start)));
@@ -537,11 +536,7 @@ impl<'p> Translator<'p> {
                 Ok(value)
             }
             'x' => {
-                let braced = self.peek() == Some('{');
-                if braced {
-                    self.bump();
-                }
-                if !braced {
+                if self.peek() != Some('{') {
                     // Go reads both digits before it looks at them.
                     let (Some(high), Some(low)) = (self.bump(), self.bump()) else {
                         return Err(invalid(self));
@@ -551,6 +546,7 @@ impl<'p> Translator<'p> {
                     };
                     return Ok(high * 16 + low);
                 }
+                self.bump();
                 let mut value = 0u32;
                 let mut digits = 0;
                 loop {
