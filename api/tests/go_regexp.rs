@@ -56,13 +56,8 @@ fn a_pattern_compiles_exactly_when_it_compiles_in_go() {
             _ => None,
         })
         .collect();
-    assert!(
-        disagreements.is_empty(),
-        "{} of {} patterns:\n{}",
-        disagreements.len(),
-        cases.cases.len(),
-        disagreements.join("\n")
-    );
+    let of = format!("of {} patterns", cases.cases.len());
+    assert_go_agrees(&disagreements, &of);
 }
 
 #[test]
@@ -84,12 +79,7 @@ fn a_refused_pattern_gets_gos_reason() {
                 .then(|| format!("{:?}: Go says {go:?}, this says {ours:?}", case.pattern))
         })
         .collect();
-    assert!(
-        disagreements.is_empty(),
-        "{}:\n{}",
-        disagreements.len(),
-        disagreements.join("\n")
-    );
+    assert_go_agrees(&disagreements, "");
 }
 
 #[test]
@@ -113,9 +103,13 @@ fn a_pattern_matches_exactly_the_values_go_matches() {
             }
         }
     }
+    assert_go_agrees(&disagreements, "");
+}
+
+fn assert_go_agrees(disagreements: &[String], of: &str) {
     assert!(
         disagreements.is_empty(),
-        "{}:\n{}",
+        "{} {of} disagree with Go:\n{}",
         disagreements.len(),
         disagreements.join("\n")
     );
