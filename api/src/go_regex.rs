@@ -95,6 +95,9 @@ const REPEAT_SIZE: &str = "invalid repeat count";
 const MISSING_REPEAT_ARGUMENT: &str = "missing argument to repetition operator";
 const TRAILING_BACKSLASH: &str = "trailing backslash at end of expression";
 
+/// The `regex` crate's default nesting limit.
+const MAX_DEPTH: usize = 250;
+
 /// Go's largest repeat count, and largest product of nested counted repeats.
 const MAX_REPEAT: u32 = 1000;
 
@@ -146,15 +149,22 @@ enum Last {
     Nothing,
     /// An item; its weight is the product of the counted repeats in it.
     /// `repeated` when it ends with a repetition that Go lets another
-    /// follow (after `(?i)`, say), which then repeats the whole.
+    /// follow (after `(?i)`, say), which then repeats the whole, wrapped in
+    /// a group: `wraps` such groups so far.
     Item {
         weight: u32,
         out: usize,
         repeated: bool,
+        wraps: usize,
     },
     /// A repetition, which Go does not let another follow; it started at
     /// byte `at` of the pattern.
-    Repeat { weight: u32, at: usize, out: usize },
+    Repeat {
+        weight: u32,
+        at: usize,
+        out: usize,
+        wraps: usize,
+    },
 }
 
 struct Translator<'p> {
@@ -171,6 +181,8 @@ struct Translator<'p> {
     /// that follows one apply to the item before it, which the `regex`
     /// crate refuses; the flags go after the repetitions.
     pending_flags: String,
+    /// No `:]` follows: a `[:` in a class is no POSIX class.
+    no_named_class_end: bool,
 }
 
 impl<'p> Translator<'p> {
@@ -182,6 +194,7 @@ impl<'p> Translator<'p> {
             last: Last::Nothing,
             frames: vec![(1, 0)],
             pending_flags: String::new(),
+            no_named_class_end: false,
         }
     }
 
@@ -279,11 +292,15 @@ impl<'p> Translator<'p> {
     /// What Go does after anything that is not a repetition, even something
     /// that adds nothing (`(?i)`, `\Q\E`): a repetition may follow again.
     fn forget_repeat(&mut self) {
-        if let Last::Repeat { weight, out, .. } = self.last {
+        if let Last::Repeat {
+            weight, out, wraps, ..
+        } = self.last
+        {
             self.last = Last::Item {
                 weight,
                 out,
                 repeated: true,
+                wraps,
             };
         }
     }
@@ -295,6 +312,7 @@ impl<'p> Translator<'p> {
             weight,
             out,
             repeated: false,
+            wraps: 0,
         };
     }
 
@@ -319,7 +337,7 @@ impl<'p> Translator<'p> {
         if self.peek() == Some('?') {
             self.bump();
         }
-        let (inner, out) = match self.last {
+        let (inner, out, wraps) = match self.last {
             Last::Nothing => {
                 return Err(SyntaxError::go(MISSING_REPEAT_ARGUMENT, self.since(start)));
             }
@@ -330,14 +348,18 @@ impl<'p> Translator<'p> {
                 weight,
                 out,
                 repeated,
+                wraps,
             } => {
-                if repeated {
+                if !repeated {
+                    (weight, out, wraps)
+                } else {
                     // Go repeats the repetition: `a*(?i)?` is `(?:a*)?`,
                     // where `a*?` would be lazy.
+                    self.check_depth(wraps + 1)?;
                     self.out.insert_str(out, "(?:");
                     self.out.push(')');
+                    (weight, out, wraps + 1)
                 }
-                (weight, out)
             }
         };
         let weight = match factor {
@@ -352,6 +374,7 @@ impl<'p> Translator<'p> {
             weight,
             at: start,
             out,
+            wraps,
         };
         Ok(())
     }
@@ -367,7 +390,7 @@ impl<'p> Translator<'p> {
         let start = self.at;
         self.bump();
         if self.peek() != Some('?') {
-            self.push_frame("(");
+            self.push_frame("(")?;
             return Ok(());
         }
         let rest = self.rest();
@@ -395,7 +418,7 @@ impl<'p> Translator<'p> {
             // Names do not change what matches, and Go allows some the
             // `regex` crate does not (`(?P<1st>…)`, the same name twice).
             self.flush_flags();
-            self.push_frame("(");
+            self.push_frame("(")?;
             return Ok(());
         }
         self.perl_flags(start)
@@ -423,7 +446,7 @@ impl<'p> Translator<'p> {
                     if c == ':' {
                         self.flush_flags();
                         let open = format!("(?{flags}:");
-                        self.push_frame(&open);
+                        self.push_frame(&open)?;
                     } else {
                         if !flags.is_empty() {
                             write!(self.pending_flags, "(?{flags})").expect("writing to a String");
@@ -438,10 +461,24 @@ impl<'p> Translator<'p> {
         Err(SyntaxError::go(INVALID_PERL_OP, self.since(start)))
     }
 
-    fn push_frame(&mut self, open: &str) {
+    fn push_frame(&mut self, open: &str) -> Result<(), SyntaxError> {
         self.settle_last();
         self.frames.push((1, self.out.len()));
+        self.check_depth(0)?;
         self.out.push_str(open);
+        Ok(())
+    }
+
+    /// The `regex` crate refuses a pattern nested more than 250 deep (Go,
+    /// 1000); refusing it here, before the crate does, also bounds the
+    /// work of wrapping an item in groups (`extra` more around it).
+    fn check_depth(&self, extra: usize) -> Result<(), SyntaxError> {
+        if self.frames.len() - 1 + extra > MAX_DEPTH {
+            return Err(SyntaxError(format!(
+                "groups nest more than {MAX_DEPTH} deep, past the regex crate's limit"
+            )));
+        }
+        Ok(())
     }
 
     fn close_group(&mut self) -> Result<(), SyntaxError> {
@@ -609,7 +646,7 @@ impl<'p> Translator<'p> {
     }
 
     /// At `[`: a class, as Go reads it, written out so that the `regex`
-    /// crate reads nothing more into it (every character as `\x{…}`).
+    /// crate reads nothing more into it (its own syntax escaped).
     fn class(&mut self) -> Result<(), SyntaxError> {
         let start = self.at;
         self.bump();
@@ -628,18 +665,26 @@ impl<'p> Translator<'p> {
                 _ => {}
             }
             first = false;
-            if let Some(after) = rest.strip_prefix("[:") {
-                if let Some(end) = after.find(":]") {
-                    let whole = &rest[..end + 4];
-                    let name = &after[..end];
-                    let bare = name.strip_prefix('^').unwrap_or(name);
-                    if !POSIX_CLASSES.contains(&bare) {
-                        return Err(SyntaxError::go(INVALID_CHAR_RANGE, whole));
-                    }
-                    self.at += whole.len();
-                    class.push_str(whole);
-                    continue;
+            let named_end = match rest.strip_prefix("[:") {
+                // Go searches the rest of the pattern for `:]` at every
+                // `[:`; once a search finds none, no later one can.
+                Some(after) if !self.no_named_class_end => {
+                    let end = after.find(":]");
+                    self.no_named_class_end = end.is_none();
+                    end.map(|end| (after, end))
                 }
+                _ => None,
+            };
+            if let Some((after, end)) = named_end {
+                let whole = &rest[..end + 4];
+                let name = &after[..end];
+                let bare = name.strip_prefix('^').unwrap_or(name);
+                if !POSIX_CLASSES.contains(&bare) {
+                    return Err(SyntaxError::go(INVALID_CHAR_RANGE, whole));
+                }
+                self.at += whole.len();
+                class.push_str(whole);
+                continue;
             }
             if rest.starts_with("\\p") || rest.starts_with("\\P") {
                 let escape = self.at;
@@ -764,9 +809,7 @@ fn push_code_point(out: &mut String, value: u32) {
     }
 }
 
-/// A range inside a class, every end as `\x{…}`, so that nothing in it reads
-/// as the `regex` crate's class syntax; the surrogates Go's range may span
-/// left out.
+/// A range inside a class, the surrogates Go's range may span left out.
 fn push_class_range(class: &mut String, low: u32, high: u32) {
     const SURROGATES: std::ops::RangeInclusive<u32> = 0xD800..=0xDFFF;
     let low = if SURROGATES.contains(&low) {
@@ -779,11 +822,52 @@ fn push_class_range(class: &mut String, low: u32, high: u32) {
     } else {
         high
     };
+    let (Some(low), Some(high)) = (char::from_u32(low), char::from_u32(high)) else {
+        class.push_str(NOTHING);
+        return;
+    };
     if low > high {
         class.push_str(NOTHING);
-    } else if low == high {
-        write!(class, "\\x{{{low:X}}}").expect("writing to a String");
-    } else {
-        write!(class, "\\x{{{low:X}}}-\\x{{{high:X}}}").expect("writing to a String");
+        return;
+    }
+    push_class_char(class, low);
+    if low < high {
+        class.push('-');
+        push_class_char(class, high);
+    }
+}
+
+/// A character inside a class, escaped where the `regex` crate would read
+/// syntax: `&&`, `--`, `~~`, a nested `[`, and the usual four.
+fn push_class_char(class: &mut String, c: char) {
+    if "[]\\^-&~".contains(c) {
+        class.push('\\');
+    }
+    class.push(c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GoRegex;
+
+    #[test]
+    fn groups_nested_past_the_crates_limit_are_refused_with_the_reason() {
+        let deep = format!("{}a{}", "(".repeat(251), ")".repeat(251));
+        let error = GoRegex::new(&deep).unwrap_err().to_string();
+        assert!(error.contains("more than 250 deep"), "{error}");
+        let wrapped = format!("a*{}", "(?i)?".repeat(251));
+        let error = GoRegex::new(&wrapped).unwrap_err().to_string();
+        assert!(error.contains("more than 250 deep"), "{error}");
+        let fine = format!("{}a{}", "(".repeat(100), ")".repeat(100));
+        assert!(GoRegex::new(&fine).unwrap().is_match("a"));
+    }
+
+    /// Go looks for `:]` after every `[:` in a class; a pattern of many
+    /// `[:` and no `:]` is read in one pass here.
+    #[test]
+    fn a_class_of_many_unclosed_posix_openers_is_read() {
+        let class = format!("[{}]", "[:a".repeat(200_000));
+        let regex = GoRegex::new(&class).unwrap();
+        assert!(regex.is_match(":") && regex.is_match("[") && !regex.is_match("b"));
     }
 }
