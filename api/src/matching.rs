@@ -11,7 +11,6 @@ use std::sync::Arc;
 use http::HeaderName;
 
 use crate::go_regex::GoRegex;
-
 use crate::intercept::{Intercept, InterceptError, is_regex};
 use crate::reason::{Expected, Mismatch, PathFilter};
 use crate::version::{InvalidRegex, PathFilters, Rules};
