@@ -161,6 +161,51 @@ if kafka:
         lines.append(f"| workstation, SDK with the decision cache | {spread([r['cached_msgs_per_s'] for r in rs], lambda v: f'{v:,.0f}')} "
                      f"| {spread([r['cached_ratio'] for r in rs], lambda v: f'{v:.2f}')} |")
 
+counted = load("instructions.jsonl")
+if counted:
+    drain = "tpk_load::kafka::drain::{{closure}}"
+    consumers = {}
+    for r in counted:
+        consumers.setdefault(r["consumer"], []).append(r)
+
+    def per_message(consumer, function=drain):
+        return [r["calls"][function]["instructions"] / r["messages"] for r in consumers[consumer]]
+
+    def per_call(consumer, function):
+        return [r["calls"][function]["instructions_per_call"] for r in consumers[consumer]]
+
+    def minus(a, b):
+        return [x - y for x, y in zip(a, b)]
+
+    def count(v):
+        return f"{v:,.0f}"
+
+    names = {
+        "baseline": "without the SDK (baseline)",
+        "headers": "reading every header, nothing else",
+        "decisions": "decisions from the cache in a plain loop",
+        "cached": "workstation, SDK with the decision cache",
+    }
+    base = per_message("baseline")
+    lines += ["", "### Instructions per message in the consumer's task (callgrind; median of rounds, spread)", "",
+              "| consumer | instructions per message | of the baseline |", "| --- | --- | --- |"]
+    for consumer, name in names.items():
+        if consumer in consumers:
+            ratios = [x / y for x, y in zip(per_message(consumer), base)]
+            lines.append(f"| {name} | {spread(per_message(consumer), count)} "
+                         f"| {spread(ratios, lambda v: f'{v:.2f}')} |")
+    if "headers" in consumers and "cached" in consumers:
+        freeing = minus(per_message("headers", "rd_kafka_headers_destroy"),
+                        per_message("baseline", "rd_kafka_headers_destroy"))
+        decision = minus(per_call("cached", "telepresence_kafka::client::Client::should_consume"),
+                         per_call("cached", "rd_kafka_message_headers"))
+        lines += ["", "| where | instructions |", "| --- | --- |",
+                  f"| librdkafka polling a message (`rd_kafka_queue_poll`, per call, baseline) | {spread(per_call('baseline', 'rd_kafka_queue_poll'), count)} |",
+                  f"| librdkafka parsing a message's headers on the first read (`rd_kafka_message_headers`, per call, header reader) | {spread(per_call('headers', 'rd_kafka_message_headers'), count)} |",
+                  f"| librdkafka freeing the parsed headers (`rd_kafka_headers_destroy`, header reader minus baseline, per message) | {spread(freeing, count)} |",
+                  f"| a decision from the cache, the header parse left out (`should_consume` minus `rd_kafka_message_headers`, per call) | {spread(decision, count)} |",
+                  f"| the SDK in all: workstation minus header reader, per message | {spread(minus(per_message('cached'), per_message('headers')), count)} |"]
+
 text = "\n".join(lines) + "\n"
 (results / "summary.md").write_text(text)
 print(text)

@@ -23,7 +23,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use telepresence_kafka::Client;
+use telepresence_kafka::{Client, ClientBuilder};
 use telepresence_mock_server::{Intercept, MockServer};
 
 const TOPIC: &str = "orders";
@@ -56,9 +56,26 @@ pub struct KafkaArgs {
     /// Skip the run without the cache (to profile the cached one)
     #[arg(long, requires = "cache_ttl")]
     cached_only: bool,
+    /// Run this consumer alone, `--repeat` times (to profile it or count
+    /// its instructions); the cached ones use `--cache-ttl`, 60 s if not given
+    #[arg(long, value_enum, conflicts_with = "cached_only")]
+    only: Option<Only>,
     /// Print JSON instead of text
     #[arg(long)]
     json: bool,
+}
+
+/// The consumers `--only` can run alone.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Only {
+    /// Reads every message and does nothing else.
+    Baseline,
+    /// Also reads every header of every message.
+    Headers,
+    /// Awaits the SDK's decision from the cache on each message.
+    Decisions,
+    /// Filters with the SDK's stream adapter, decisions from the cache.
+    Cached,
 }
 
 pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
@@ -87,6 +104,18 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
         .start()
         .await?;
     let client = Client::builder().api_url(server.url()).intercept_id(ID);
+    if let Some(only) = args.only {
+        let (name, rate) = run_alone(only, &bootstrap, &args, client).await?;
+        if args.json {
+            println!(
+                "{}",
+                json!({ "messages": args.messages, "consumer": name, "msgs_per_s": rate })
+            );
+        } else {
+            println!("{} messages, {name}: {rate:.0} msg/s", args.messages);
+        }
+        return Ok(());
+    }
     let tp = client.clone().build()?;
     let cached = match args.cache_ttl {
         Some(ttl) => Some(
@@ -170,6 +199,38 @@ pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--only`: one consumer, `--repeat` times; its name and median rate in
+/// messages per second.
+async fn run_alone(
+    only: Only,
+    bootstrap: &str,
+    args: &KafkaArgs,
+    client: ClientBuilder,
+) -> anyhow::Result<(&'static str, f64)> {
+    let cached = || {
+        let ttl = Duration::from_secs(args.cache_ttl.unwrap_or(60));
+        client.clone().decision_cache(ttl, ["x-dev"]).build()
+    };
+    let tp;
+    let (name, reader) = match only {
+        Only::Baseline => ("baseline", Reader::Baseline),
+        Only::Headers => ("headers", Reader::Headers),
+        Only::Decisions => {
+            tp = cached()?;
+            ("workstation-decisions", Reader::Decisions(&tp))
+        }
+        Only::Cached => {
+            tp = cached()?;
+            ("workstation-cached", Reader::Sdk(&tp))
+        }
+    };
+    let mut runs = Vec::new();
+    for turn in 0..args.repeat.max(1) {
+        runs.push(drain(bootstrap, args, &format!("{name}-{turn}"), reader).await?);
+    }
+    Ok((name, args.messages as f64 / median(runs).as_secs_f64()))
 }
 
 async fn produce(bootstrap: &str, count: usize) -> anyhow::Result<()> {
@@ -355,5 +416,49 @@ mod tests {
             error.contains("dropped the first") && error.contains("partition 0"),
             "{error}"
         );
+    }
+
+    /// `--only` runs the consumer it names and reads the whole topic with it
+    /// (bench/instructions.sh counts each consumer's work this way).
+    #[tokio::test]
+    async fn each_consumer_runs_alone_to_the_last_message() {
+        use clap::Parser;
+
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            kafka: KafkaArgs,
+        }
+        let args = Cli::parse_from(["tpk-load", "--messages", "400", "--partitions", "2"]).kafka;
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic(TOPIC, 2, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        produce(&bootstrap, 400).await.unwrap();
+        let server = MockServer::builder()
+            .intercept(Intercept::new(ID).header("x-dev", "alice"))
+            .start()
+            .await
+            .unwrap();
+        let client = Client::builder().api_url(server.url()).intercept_id(ID);
+        for (only, expected) in [
+            (Only::Baseline, "baseline"),
+            (Only::Headers, "headers"),
+            (Only::Decisions, "workstation-decisions"),
+            (Only::Cached, "workstation-cached"),
+        ] {
+            let (name, rate) = run_alone(only, &bootstrap, &args, client.clone())
+                .await
+                .unwrap();
+            assert_eq!(name, expected);
+            assert!(rate > 0.0, "{name}: {rate}");
+        }
+        // The two workstation consumers asked the API, but not about each
+        // of their 800 messages: the rest came from their caches.
+        let journal = server.admin().journal().await.unwrap();
+        let asked = journal
+            .iter()
+            .filter(|entry| entry.endpoint == "/consume-here")
+            .count();
+        assert!((1..400).contains(&asked), "{asked} queries");
     }
 }
