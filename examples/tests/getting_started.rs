@@ -127,10 +127,30 @@ impl Drop for ProcessGroup {
     }
 }
 
-fn wait_for_listener(command: &str) {
+/// The address a server command of the guide listens at.
+fn listen_address(command: &str) -> Option<&str> {
     let mut words = command.split_whitespace();
-    if words.by_ref().any(|word| word == "--listen") {
-        let address = words.next().expect("--listen has an address");
+    words
+        .by_ref()
+        .any(|word| word == "--listen")
+        .then(|| words.next().expect("--listen has an address"))
+}
+
+/// A server the guide starts must be the one the next steps talk to: were
+/// another program already listening at its address, the guide's server
+/// would fail to bind, unseen, and the steps would check the other one.
+fn assert_nothing_listens(command: &str) {
+    if let Some(address) = listen_address(command) {
+        assert!(
+            TcpStream::connect(address).is_err(),
+            "something already listens at {address}, where `{command}` is to listen: stop it \
+             and run the test again"
+        );
+    }
+}
+
+fn wait_for_listener(command: &str) {
+    if let Some(address) = listen_address(command) {
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(address).is_err() {
             assert!(Instant::now() < deadline, "nothing listens at {address}");
@@ -179,6 +199,7 @@ fn the_getting_started_guide_runs_as_written() {
         std::os::unix::process::CommandExt::process_group(&mut bash, group.id());
         if step.command.ends_with('&') {
             // A server: bash returns at once, the server stays in the group.
+            assert_nothing_listens(&step.command);
             bash.stdout(Stdio::null()).stderr(Stdio::null());
             assert!(bash.status().unwrap().success(), "`{}`", step.command);
             wait_for_listener(&step.command);
