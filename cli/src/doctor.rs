@@ -25,6 +25,7 @@ use anyhow::Context;
 use rdkafka::consumer::BaseConsumer;
 use serde::Serialize;
 
+use crate::forwarding::ForwardingArgs;
 use crate::kafka;
 use crate::message::MessageArgs;
 use crate::report::Report;
@@ -56,6 +57,9 @@ pub(crate) struct Args {
     /// The sample message the API is asked about: does the intercept take it?
     #[command(flatten)]
     message: MessageArgs,
+
+    #[command(flatten)]
+    forwarding: ForwardingArgs,
 
     /// Kafka's bootstrap servers; without them Kafka is not checked
     #[arg(long, env = "KAFKA_BROKERS", value_name = "HOST:PORT,...")]
@@ -210,8 +214,10 @@ async fn checks(
             .context("the Kafka settings (-X, KAFKA_OPTIONS)")?;
     }
     let mut checks = Vec::new();
+    let forwarding = args.forwarding.rules()?;
     let settings = telepresence::Settings {
         timeout: args.timeout,
+        forwarding: &forwarding,
         sample: &args.message,
         headers_given: !args.message.headers.is_empty(),
     };

@@ -15,10 +15,11 @@ use anyhow::{Context, bail};
 use http::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Explanation, Reason, Side, endpoint};
-use telepresence_kafka::{Client, FailurePolicy, HeaderForwarding, HeaderList};
+use telepresence_kafka::{Client, FailurePolicy, HeaderForwarding};
 use telepresence_mock_server::Admin;
 use telepresence_mock_server::cli::WorkloadArgs;
 
+use crate::forwarding::ForwardingArgs;
 use crate::intercepts::{self, Chosen, Mine};
 use crate::message::MessageArgs;
 use crate::report::Report;
@@ -49,6 +50,9 @@ twice or by no side; 2 the question could not be answered."
 pub(crate) struct Args {
     #[command(flatten)]
     message: MessageArgs,
+
+    #[command(flatten)]
+    forwarding: ForwardingArgs,
 
     /// Ask the cluster side's API at URL (the traffic-agent's, or a mock's)
     #[arg(long, value_name = "URL", help_heading = "Live")]
@@ -181,7 +185,8 @@ impl Report for Explained {
         if self.headers_not_forwarded > 0 {
             writeln!(
                 out,
-                "             ({} header(s) not forwarded: not valid in HTTP or reserved)",
+                "             ({} header(s) not forwarded: not valid in HTTP, reserved, or left \
+                 out by the consumer's header options)",
                 self.headers_not_forwarded
             )?;
         }
@@ -266,7 +271,7 @@ fn offline(args: &Args) -> anyhow::Result<Explained> {
         mine: caller,
     } = intercepts::choose(&args.workload, Mine::Any)?;
     let sample = args.message.clone();
-    let (headers, not_forwarded) = forward(&sample);
+    let (headers, not_forwarded) = forward(&sample, &args.forwarding.rules()?);
     let path = sample.path.as_deref().unwrap_or_default();
     let port = sample.port.unwrap_or(0);
     let pod = workload.explain(Side::Agent, &headers, path, port);
@@ -305,8 +310,8 @@ fn offline_answer(explanation: Explanation, caller: Option<String>) -> SideAnswe
 }
 
 /// The HTTP headers the SDK sends for the message, and how many it leaves out.
-fn forward(sample: &MessageArgs) -> (HeaderMap, usize) {
-    let forwarded = HeaderForwarding::default().forward(sample.kafka_headers());
+fn forward(sample: &MessageArgs, rules: &HeaderForwarding) -> (HeaderMap, usize) {
+    let forwarded = rules.forward_message(&sample.message(&sample.kafka_headers()));
     (forwarded.headers, forwarded.dropped)
 }
 
@@ -347,7 +352,8 @@ async fn live(args: Args) -> anyhow::Result<Explained> {
         );
     };
     let sample = args.message.clone();
-    let (_, not_forwarded) = forward(&sample);
+    let rules = args.forwarding.rules()?;
+    let (_, not_forwarded) = forward(&sample, &rules);
     let marker = format!(
         "{}-{}",
         std::process::id(),
@@ -358,8 +364,15 @@ async fn live(args: Args) -> anyhow::Result<Explained> {
     );
     let token = args.admin_token.as_deref();
     let (pod, workstation) = tokio::join!(
-        ask(cluster_api, None, &sample, &marker, token),
-        ask(workstation_api, Some(&caller), &sample, &marker, token),
+        ask(cluster_api, None, &sample, &rules, &marker, token),
+        ask(
+            workstation_api,
+            Some(&caller),
+            &sample,
+            &rules,
+            &marker,
+            token
+        ),
     );
     let sides = vec![pod, workstation];
     Ok(Explained {
@@ -378,6 +391,7 @@ async fn ask(
     url: &str,
     caller: Option<&str>,
     sample: &MessageArgs,
+    rules: &HeaderForwarding,
     marker: &str,
     token: Option<&str>,
 ) -> SideAnswer {
@@ -395,7 +409,7 @@ async fn ask(
         reason: None,
         note: None,
     };
-    let client = match sdk_client(url, caller, sample) {
+    let client = match sdk_client(url, caller, sample, rules) {
         Ok(client) => client,
         Err(error) => {
             answer.note = Some(format!("{error:#}"));
@@ -404,7 +418,7 @@ async fn ask(
     };
     let mut headers = sample.kafka_headers();
     headers.push((MARKER_HEADER, Some(marker.as_bytes())));
-    let message = HeaderList::new(&headers);
+    let message = sample.message(&headers);
     match client.should_consume(&message).await {
         Ok(consume) => answer.consume_here = Some(consume),
         Err(error) => {
@@ -430,11 +444,24 @@ async fn ask(
     answer
 }
 
-fn sdk_client(url: &str, caller: Option<&str>, sample: &MessageArgs) -> anyhow::Result<Client> {
+fn sdk_client(
+    url: &str,
+    caller: Option<&str>,
+    sample: &MessageArgs,
+    rules: &HeaderForwarding,
+) -> anyhow::Result<Client> {
+    // The marker must reach the journal whatever the consumer forwards.
+    let rules = match rules.allowed() {
+        Some(allowed) => rules
+            .clone()
+            .allow(allowed.iter().map(String::as_str).chain([MARKER_HEADER])),
+        None => rules.clone(),
+    };
     let mut builder = Client::builder()
         .api_url(url)
         .timeout(API_TIMEOUT)
-        .failure_policy(FailurePolicy::Fail);
+        .failure_policy(FailurePolicy::Fail)
+        .header_forwarding(rules);
     if let Some(id) = caller {
         builder = builder.intercept_id(id);
     }

@@ -13,6 +13,7 @@
 
 mod doctor;
 mod explain;
+mod forwarding;
 mod intercepts;
 mod kafka;
 mod message;
@@ -39,7 +40,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check Telepresence's environment, its API and Kafka, where the consumer runs
-    Doctor(doctor::Args),
+    Doctor(Box<doctor::Args>),
     /// Say what each side decides for one message, and why
     Explain(Box<explain::Args>),
     /// Read the end of a topic and show which messages an intercept would take
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
     let json = cli.json;
     runtime.block_on(async move {
         match cli.command {
-            Command::Doctor(args) => emit(json, doctor::run(args, json).await),
+            Command::Doctor(args) => emit(json, doctor::run(*args, json).await),
             Command::Explain(args) => emit(json, explain::run(*args).await),
             Command::Preview(args) => emit(json, preview::run(args, json).await),
         }

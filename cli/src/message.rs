@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::Serialize;
+use telepresence_kafka::HeaderList;
 
 /// The flags that describe one message.
 #[derive(Clone, Debug, Default, Serialize, clap::Args)]
@@ -22,6 +23,12 @@ pub(crate) struct MessageArgs {
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) port: Option<u16>,
+
+    /// The message's record key, for a consumer that sends it as a header
+    /// (--key-as-header)
+    #[arg(long, value_name = "KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<String>,
 }
 
 impl MessageArgs {
@@ -31,6 +38,27 @@ impl MessageArgs {
             .iter()
             .map(|h| (h.name.as_str(), Some(h.value.as_bytes())))
             .collect()
+    }
+
+    /// The message as the SDK takes it: `headers` (from
+    /// [`kafka_headers`](Self::kafka_headers), perhaps with more) and the key.
+    pub(crate) fn message<'a>(
+        &'a self,
+        headers: &'a [(&'a str, Option<&'a [u8]>)],
+    ) -> HeaderList<'a> {
+        keyed(headers, self.key.as_deref().map(str::as_bytes))
+    }
+}
+
+/// A message of these headers, with this record key if it has one.
+pub(crate) fn keyed<'a>(
+    headers: &'a [(&'a str, Option<&'a [u8]>)],
+    key: Option<&'a [u8]>,
+) -> HeaderList<'a> {
+    let message = HeaderList::new(headers);
+    match key {
+        Some(key) => message.key(key),
+        None => message,
     }
 }
 
@@ -78,6 +106,9 @@ impl fmt::Display for MessageArgs {
             .collect();
         if parts.is_empty() {
             parts.push("a message without headers".to_owned());
+        }
+        if let Some(key) = &self.key {
+            parts.push(format!("key {key}"));
         }
         if let Some(path) = &self.path {
             parts.push(format!("path {path}"));
@@ -133,10 +164,19 @@ mod tests {
             headers: vec![header("x-dev", "alice"), header("x-team", "a")],
             path: Some("/api".into()),
             port: Some(8080),
+            key: None,
         };
         assert_eq!(
             sample.to_string(),
             "x-dev=alice, x-team=a, path /api, container port 8080"
+        );
+        let keyed = MessageArgs {
+            key: Some("tenant-42".to_owned()),
+            ..MessageArgs::default()
+        };
+        assert_eq!(
+            keyed.to_string(),
+            "a message without headers, key tenant-42"
         );
         assert_eq!(
             MessageArgs::default().to_string(),

@@ -22,6 +22,7 @@ use anyhow::{Context as _, bail};
 use http::HeaderName;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use telepresence_kafka::HeaderForwarding;
 use telepresence_mock_server::cli::WorkloadArgs;
 use tokio::task::JoinSet;
 
@@ -29,6 +30,7 @@ use self::judge::{Decider, Live, Offline, PathChoice, Query, Verdict};
 use self::read::{Reader, Record, Source, Window};
 use self::tally::{Histogram, Samples, Split, Tally};
 use self::watch::{Screen, Signals};
+use crate::forwarding::ForwardingArgs;
 use crate::report::Report;
 
 /// Live decisions asked at once: enough to hide the APIs' latency, few
@@ -119,6 +121,9 @@ struct Flags {
     /// and the like (repeatable; applied after KAFKA_OPTIONS, `k=v,k=v`)
     #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE", value_parser = crate::kafka::parse_option)]
     kafka_options: Vec<(String, String)>,
+
+    #[command(flatten)]
+    forwarding: ForwardingArgs,
 
     #[command(flatten)]
     workload: WorkloadArgs,
@@ -222,7 +227,8 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         .context("no topic: give --topic TOPIC or set KAFKA_TOPIC")?;
     // The flags are checked before anything is asked of the APIs or Kafka,
     // so that a typo is said as such rather than as a network error.
-    let judge = judge(&args, &topic).await?;
+    let forwarding = args.forwarding.rules()?;
+    let judge = judge(&args, &topic, forwarding.clone()).await?;
     let mut headers: Vec<HeaderName> = match &judge {
         Judge::Offline(offline) => offline
             .filtered_headers()
@@ -251,6 +257,7 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
         options: &options,
         timeout: args.timeout,
         watch: args.watch,
+        forwarding,
     })
     .await?;
     let tally = Tally::new(headers, args.samples, judge.decider().has_others());
@@ -275,9 +282,10 @@ pub(crate) async fn run(args: Args, json: bool) -> anyhow::Result<Outcome> {
 
 /// The judge the flags ask for: offline, or live once both APIs have
 /// answered; flags that belong to the other mode are refused.
-async fn judge(args: &Flags, topic: &str) -> anyhow::Result<Judge> {
+async fn judge(args: &Flags, topic: &str, forwarding: HeaderForwarding) -> anyhow::Result<Judge> {
     let query = Query {
         container_port: args.port,
+        forwarding,
         path: match (&args.path, args.path_from_topic, &args.path_from_header) {
             (Some(path), _, _) => PathChoice::Fixed(path.clone()),
             (_, true, _) => PathChoice::Topic,

@@ -437,6 +437,45 @@ fn the_pod_with_its_own_api_passes_and_says_what_it_leaves() {
 }
 
 #[test]
+fn the_sample_is_asked_about_with_the_consumers_header_options() {
+    let server = api(Side::Agent);
+    let env = pod_env(&server);
+    let baggage = ["doctor", "-H", "baggage: x-dev=alice"];
+    let run = tpk(&env, &baggage);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.line("intercept"),
+        (
+            '·',
+            "baggage=x-dev=alice: not intercepted: the pod processes it"
+        )
+    );
+    let run = tpk(
+        &env,
+        &[baggage[0], baggage[1], baggage[2], "--baggage", "x-dev"],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.line("intercept"),
+        (
+            '·',
+            "baggage=x-dev=alice: intercepted, metadata owner=alice: the pod leaves it to the \
+             workstation"
+        )
+    );
+    let run = tpk(
+        &env,
+        &["doctor", "--key", "alice", "--key-as-header", "x-dev"],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.line("intercept").1.contains(": intercepted"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn the_pod_asks_with_the_container_port_given() {
     // The intercept is on the workload's second port: without the port the
     // agent looks at the first one and finds no intercept there.

@@ -113,6 +113,76 @@ fn a_header_filter_compares_exactly_and_names_what_it_saw() {
 }
 
 #[test]
+fn baggage_members_count_when_the_consumer_reads_baggage() {
+    let alice = ["--http-header", "x-dev=alice"];
+    let baggage = ["-H", "baggage: x-dev=alice;ttl=60,tenant=acme"];
+    let reason = to_cluster(&alice, &baggage);
+    assert_eq!(header_miss(&reason).2, &Value::Null, "no x-dev header sent");
+    for read in ["x-dev", "all", "tenant, x-dev"] {
+        let message = [baggage[0], baggage[1], "--baggage", read];
+        to_workstation(&alice, &message);
+    }
+    to_cluster(&alice, &[baggage[0], baggage[1], "--baggage", "tenant"]);
+}
+
+#[test]
+fn the_record_key_counts_when_the_consumer_sends_it_as_a_header() {
+    let tenant = ["--http-header", "x-kafka-key=tenant-42"];
+    to_cluster(&tenant, &["--key", "tenant-42"]);
+    to_workstation(
+        &tenant,
+        &["--key", "tenant-42", "--key-as-header", "x-kafka-key"],
+    );
+    to_cluster(
+        &tenant,
+        &["--key", "tenant-7", "--key-as-header", "x-kafka-key"],
+    );
+}
+
+#[test]
+fn headers_the_consumer_does_not_forward_do_not_count() {
+    let alice = ["--http-header", "x-dev=alice"];
+    to_workstation(&alice, &["-H", "x-dev=alice", "--allow-header", "X-Dev"]);
+    let (code, json) = explain(&[
+        "--intercept-id",
+        ID,
+        alice[0],
+        alice[1],
+        "-H",
+        "x-dev=alice",
+        "--allow-header",
+        "traceparent",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(side(&json, "agent")["consume_here"], true, "{json}");
+    assert_eq!(json["headers_not_forwarded"], 1, "{json}");
+    to_cluster(&alice, &["-H", "x-dev=alice", "--deny-header", "x-dev"]);
+}
+
+#[test]
+fn header_options_the_sdk_refuses_are_refused_by_name() {
+    for (options, culprit) in [
+        (
+            &[
+                "--key-as-header",
+                "x-kafka-key",
+                "--deny-header",
+                "x-kafka-key",
+            ][..],
+            "x-kafka-key",
+        ),
+        (&["--baggage", "x-dev,,tenant"][..], "x-dev,,tenant"),
+    ] {
+        let mut args = vec!["explain", "--http-header", "x-dev=alice"];
+        args.extend_from_slice(options);
+        let output = tpk(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{options:?}: {stderr}");
+        assert!(stderr.contains(culprit), "{options:?}: {stderr}");
+    }
+}
+
+#[test]
 fn header_names_compare_case_insensitively() {
     to_workstation(&["--http-header", "X-Dev=alice"], &["-H", "x-DEV: alice"]);
 }
@@ -505,6 +575,27 @@ async fn live_the_servers_answer_and_their_journals_say_why() {
     assert_eq!(code, 0);
     assert_eq!(side(&json, "client")["intercept"], ID);
     assert_eq!(side(&json, "client")["reason"]["kind"], "matched");
+}
+
+#[tokio::test]
+async fn live_the_consumers_header_options_shape_what_the_apis_are_asked() {
+    let alice = Intercept::new(ID).header("x-dev", "alice");
+    let (pod, laptop) = mocks(alice.clone(), alice).await;
+    let baggage = ["-H", "baggage: x-dev=alice"];
+    let (code, json) = live(&pod, &laptop, &baggage).await;
+    assert_eq!(code, 0);
+    assert_eq!(side(&json, "agent")["consume_here"], true, "{json}");
+    let read = ["-H", "baggage: x-dev=alice", "--baggage", "x-dev"];
+    let (code, json) = live(&pod, &laptop, &read).await;
+    assert_eq!(code, 0);
+    assert_eq!(side(&json, "client")["consume_here"], true, "{json}");
+    // An allow-list leaves the routing header out, but not the marker by
+    // which the journal's reason is found.
+    let allow = ["-H", "x-dev=alice", "--allow-header", "traceparent"];
+    let (code, json) = live(&pod, &laptop, &allow).await;
+    assert_eq!(code, 0);
+    assert_eq!(side(&json, "agent")["consume_here"], true, "{json}");
+    assert_eq!(side(&json, "agent")["reason"]["kind"], "no_match", "{json}");
 }
 
 #[tokio::test]

@@ -121,8 +121,10 @@ impl Kafka {
                     value: Some(dev),
                 });
             }
-            let record = FutureRecord::<(), _>::to(TOPIC)
+            // The key is the number too, for consumers that route by key.
+            let record = FutureRecord::to(TOPIC)
                 .partition(partition(i))
+                .key(&seq)
                 .payload(&seq)
                 .timestamp(EPOCH_MS + i as i64)
                 .headers(headers);
@@ -489,6 +491,58 @@ async fn live_apis_that_agree_give_the_offline_counts() {
     );
     // Live, only --by is counted.
     assert_eq!(report["histograms"].as_array().unwrap().len(), 1);
+}
+
+/// The consumers' header options decide what the intercept sees, offline
+/// and live alike: a key sent as a header, a header left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumers_header_options_decide_what_the_intercept_sees() {
+    let mut kafka = Kafka::start();
+    kafka.produce(0..MESSAGES).await;
+    let preview = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "preview",
+            "--brokers",
+            &kafka.bootstrap,
+            "--topic",
+            TOPIC,
+            "--intercept-id",
+            "alice-id",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>()
+    };
+    let counted = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = run(&args).await;
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        counts(&json(&output))
+    };
+    let by_key = ["--http-header", "x-kafka-key=7"];
+    assert_eq!(counted(preview(&by_key)).await, (300, 0, 300, 0, 0));
+    let keyed = [by_key[0], by_key[1], "--key-as-header", "x-kafka-key"];
+    assert_eq!(counted(preview(&keyed)).await, (300, 1, 299, 0, 0));
+    let denied = ["--http-header", "x-dev=alice", "--deny-header", "x-dev"];
+    assert_eq!(counted(preview(&denied)).await, (300, 0, 300, 0, 0));
+
+    let alice = Intercept::new("alice-id").header("x-dev", "alice");
+    let (agent, client) = apis(alice.clone(), alice).await;
+    let live = |extra: &[&str]| {
+        let mut args = preview(&[
+            "--cluster-api",
+            &agent.url(),
+            "--workstation-api",
+            &client.url(),
+        ]);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    assert_eq!(counted(live(&[])).await, (300, 100, 200, 0, 0));
+    assert_eq!(
+        counted(live(&["--deny-header", "x-dev"])).await,
+        (300, 0, 300, 0, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use telepresence_kafka::{
-    API_HOST_ENV, API_PORT_ENV, CONTAINER_PORT_ENV, Client, ClientBuilder, HeaderList,
+    API_HOST_ENV, API_PORT_ENV, CONTAINER_PORT_ENV, Client, ClientBuilder, HeaderForwarding,
     INTERCEPT_ID_ENV, InterceptInfo,
 };
 
@@ -17,6 +17,8 @@ use crate::message::MessageArgs;
 pub(super) struct Settings<'a> {
     /// Bound on each call to the API.
     pub(super) timeout: Duration,
+    /// How the consumer maps a message's headers (and key) to the query's.
+    pub(super) forwarding: &'a HeaderForwarding,
     /// The message `/intercept-info` is asked about.
     pub(super) sample: &'a MessageArgs,
     /// Whether `-H` gave headers: only then is a sample the intercept does
@@ -66,7 +68,8 @@ fn client(
     };
     let mut builder = ClientBuilder::from_env_vars(lookup)
         .map_err(refused)?
-        .timeout(settings.timeout);
+        .timeout(settings.timeout)
+        .header_forwarding(settings.forwarding.clone());
     if let Some(port) = settings.sample.port {
         builder = builder.container_port(port);
     }
@@ -180,7 +183,7 @@ async fn api_checks(tp: &Client, settings: Settings<'_>, checks: &mut Vec<Check>
     checks.push(Check::pass(name::API, format!("GET {healthz}: up")));
 
     let pairs = settings.sample.kafka_headers();
-    let mut message = HeaderList::new(&pairs);
+    let mut message = settings.sample.message(&pairs);
     if let Some(path) = settings.sample.path.as_deref() {
         message = message.path(path);
     }
@@ -360,6 +363,7 @@ mod tests {
             };
             let settings = Settings {
                 timeout: Duration::from_secs(1),
+                forwarding: &HeaderForwarding::default(),
                 sample: &MessageArgs::default(),
                 headers_given: false,
             };

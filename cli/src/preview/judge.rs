@@ -11,7 +11,7 @@ use anyhow::{Context as _, anyhow};
 use http::HeaderValue;
 use serde::Serialize;
 use telepresence_api::{CALLER_INTERCEPT_ID_HEADER, Intercept, Side};
-use telepresence_kafka::{Client, ClientBuilder, FailurePolicy, HeaderList};
+use telepresence_kafka::{Client, ClientBuilder, FailurePolicy, HeaderForwarding};
 use telepresence_mock_server::Workload;
 use telepresence_mock_server::cli::WorkloadArgs;
 
@@ -75,6 +75,8 @@ impl PathChoice {
 pub(super) struct Query {
     /// `containerPort`, when sent.
     pub(super) container_port: Option<u16>,
+    /// How the consumers map a message's headers (and key) to the query's.
+    pub(super) forwarding: HeaderForwarding,
     /// Where `path` comes from.
     pub(super) path: PathChoice,
 }
@@ -269,7 +271,8 @@ impl Live {
             let mut builder = Client::builder()
                 .api_url(url)
                 .intercept_id(id)
-                .failure_policy(FailurePolicy::Fail);
+                .failure_policy(FailurePolicy::Fail)
+                .header_forwarding(query.forwarding.clone());
             if let Some(port) = query.container_port {
                 builder = builder.container_port(port);
             }
@@ -321,7 +324,7 @@ impl Live {
     ) -> anyhow::Result<(Record, Verdict)> {
         let verdict = {
             let pairs = record.pairs();
-            let message = HeaderList::new(&pairs).topic(&self.topic);
+            let message = record.message(&pairs).topic(&self.topic);
             let (cluster, workstation) = tokio::join!(
                 self.cluster.should_consume(&message),
                 self.workstation.should_consume(&message)

@@ -11,7 +11,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
-use telepresence_kafka::HeaderForwarding;
+use telepresence_kafka::{HeaderForwarding, HeaderList};
 
 /// librdkafka settings that tpk sets itself: a `-X` naming one is refused,
 /// since each is what keeps the preview invisible to the topic's consumers
@@ -44,6 +44,8 @@ pub(super) struct Source<'a> {
     pub(super) timeout: Duration,
     /// Whether to go on past the window (`--watch`).
     pub(super) watch: bool,
+    /// How the consumers map a message's headers (and key) to the query's.
+    pub(super) forwarding: HeaderForwarding,
 }
 
 /// What is read of one partition.
@@ -92,13 +94,15 @@ pub(super) struct Record {
     pub(super) timestamp: Option<i64>,
     /// Its Kafka headers, in order.
     pub(super) headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Its record key, when it has one.
+    pub(super) key: Option<Vec<u8>>,
     /// The HTTP headers the SDK makes of them (without the caller's ID): what
     /// the APIs match on.
     pub(super) forwarded: HeaderMap,
 }
 
 impl Record {
-    fn new(message: &BorrowedMessage<'_>) -> Self {
+    fn new(message: &BorrowedMessage<'_>, forwarding: &HeaderForwarding) -> Self {
         let headers: Vec<(String, Option<Vec<u8>>)> = message
             .headers()
             .map(|headers| {
@@ -108,18 +112,20 @@ impl Record {
                     .collect()
             })
             .unwrap_or_default();
-        // The SDK's default rules: the histogram and the offline decision
-        // must see exactly what a consumer's query would carry.
-        let forwarded = HeaderForwarding::default()
-            .forward(headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())))
-            .headers;
-        Self {
+        let mut record = Self {
             partition: message.partition(),
             offset: message.offset(),
             timestamp: message.timestamp().to_millis(),
             headers,
-            forwarded,
-        }
+            key: message.key().map(<[u8]>::to_vec),
+            forwarded: HeaderMap::new(),
+        };
+        // The consumers' rules: the histogram and the offline decision must
+        // see exactly what a consumer's query would carry.
+        let pairs = record.pairs();
+        let forwarded = forwarding.forward_message(&record.message(&pairs)).headers;
+        record.forwarded = forwarded;
+        record
     }
 
     /// The headers as the SDK's `KafkaMessage` gives them.
@@ -128,6 +134,14 @@ impl Record {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_deref()))
             .collect()
+    }
+
+    /// The message as the SDK takes it: these `pairs` and the key.
+    pub(super) fn message<'a>(
+        &'a self,
+        pairs: &'a [(&'a str, Option<&'a [u8]>)],
+    ) -> HeaderList<'a> {
+        crate::message::keyed(pairs, self.key.as_deref())
     }
 }
 
@@ -138,6 +152,7 @@ pub(super) struct Reader {
     topic: String,
     brokers: String,
     watch: bool,
+    forwarding: HeaderForwarding,
     /// The last error librdkafka reported that it may recover from; said
     /// when reading stalls.
     last_error: Option<String>,
@@ -225,6 +240,7 @@ impl Reader {
             topic: topic.to_owned(),
             brokers: brokers.to_owned(),
             watch,
+            forwarding: source.forwarding.clone(),
             last_error: None,
         })
     }
@@ -299,7 +315,7 @@ impl Reader {
             return Ok(None);
         }
         window.read += 1;
-        Ok(Some(Record::new(&message)))
+        Ok(Some(Record::new(&message, &self.forwarding)))
     }
 
     fn window(&mut self, partition: i32) -> Option<&mut Window> {

@@ -317,6 +317,7 @@ mod tests {
             offset,
             timestamp: Some(timestamp),
             headers,
+            key: None,
             forwarded,
         }
     }
